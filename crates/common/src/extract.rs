@@ -1,0 +1,136 @@
+//! Request extractors whose rejections are rendered in the platform's error envelope.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use validator::{Validate, ValidationErrors};
+
+use crate::error::{ApiError, ErrorItem};
+
+/// A JSON body that is deserialised and then validated with [`validator`].
+///
+/// Every way a body can be wrong becomes an envelope: a missing or non-JSON content type
+/// (415), a body over the limit (413), malformed JSON or a non-object (400), a field of the
+/// wrong type or a missing field (400 with that `field`), and failed validation rules (400,
+/// one entry per field).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ValidatedJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ValidatedJson<T>
+where
+    T: DeserializeOwned + Validate,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json_content_type(&req) {
+            return Err(ApiError::Http(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| ApiError::Http(rejection.status()))?;
+        let value: T = parse_json(&bytes)?;
+        value.validate().map_err(|errors| ApiError::Validation(validation_items(&errors)))?;
+        Ok(Self(value))
+    }
+}
+
+fn is_json_content_type(req: &Request) -> bool {
+    let Some(content_type) = req.headers().get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(content_type) = content_type.to_str() else {
+        return false;
+    };
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || (essence.len() > 5 && essence[..essence.len() - 5].contains('/') && essence.ends_with("+json"))
+}
+
+/// Parses a JSON object body into `T`, naming the failing field where serde can tell.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|_| ApiError::BadRequest("Malformed JSON body".into()))?;
+    if !value.is_object() {
+        return Err(ApiError::BadRequest("Request body must be a JSON object".into()));
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.inner().to_string();
+        if let Some(missing) = missing_field(&inner) {
+            ApiError::field(missing, format!("{missing} is required"))
+        } else if path == "." {
+            ApiError::BadRequest("Invalid request body".into())
+        } else {
+            ApiError::field(path.clone(), format!("{path} has an invalid type or value"))
+        }
+    })
+}
+
+/// serde reports a missing field only in its message: "missing field `name`".
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
+/// Flattens validator's errors into envelope entries, sorted by field for stable output.
+pub fn validation_items(errors: &ValidationErrors) -> Vec<ErrorItem> {
+    let mut items: Vec<ErrorItem> = errors
+        .field_errors()
+        .into_iter()
+        .flat_map(|(field, errs)| {
+            errs.iter().map(move |err| {
+                let message =
+                    err.message.as_ref().map(ToString::to_string).unwrap_or_else(|| format!("{field} is invalid"));
+                ErrorItem::field(field.to_string(), message)
+            })
+        })
+        .collect();
+    items.sort_by(|a, b| a.field.cmp(&b.field));
+    items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, Validate)]
+    struct Body {
+        #[validate(length(min = 3, message = "name too short"))]
+        name: String,
+        #[allow(dead_code)]
+        count: u32,
+    }
+
+    #[test]
+    fn malformed_json_is_a_bad_request_without_field() {
+        let err = parse_json::<Body>(b"{not json").unwrap_err();
+        assert!(matches!(err, ApiError::BadRequest(m) if m == "Malformed JSON body"));
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let err = parse_json::<Body>(br#"{"name":"abc"}"#).unwrap_err();
+        let ApiError::Validation(items) = err else { panic!("expected validation") };
+        assert_eq!(items, vec![ErrorItem::field("count", "count is required")]);
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_named() {
+        let err = parse_json::<Body>(br#"{"name":"abc","count":"many"}"#).unwrap_err();
+        let ApiError::Validation(items) = err else { panic!("expected validation") };
+        assert_eq!(items[0].field.as_deref(), Some("count"));
+    }
+
+    #[test]
+    fn a_non_object_body_is_refused() {
+        assert!(matches!(parse_json::<Body>(b"[1,2]"), Err(ApiError::BadRequest(_))));
+    }
+
+    #[test]
+    fn validation_messages_are_kept_per_field() {
+        let body: Body = parse_json(br#"{"name":"ab","count":1}"#).unwrap();
+        let items = validation_items(&body.validate().unwrap_err());
+        assert_eq!(items, vec![ErrorItem::field("name", "name too short")]);
+    }
+}

@@ -1,0 +1,274 @@
+//! The HTTP stack every service shares, built once here.
+//!
+//! [`finish_router`] wraps a service's API routes, outermost first, in:
+//!
+//! 1. **request id**: `x-request-id` is set (a UUID) when absent and echoed back;
+//! 2. **trace span**: method, matched route and request id on every log line of the request;
+//! 3. **metrics**: a count and a latency observation per route, method and final status;
+//! 4. **error envelope**: any error response not already rendered from [`ApiError`] (axum's
+//!    405, a timeout, a caught panic) is rewritten into the envelope, so clients never see
+//!    a bare status or framework text;
+//! 5. **timeout**: a request that takes longer than the configured limit is answered 503;
+//! 6. **body limit**: bodies over the limit are refused with 413 by the extractors;
+//! 7. **catch panic**: a panicking handler becomes a 500, not a dropped connection.
+//!
+//! Unknown routes reach a JSON 404 fallback. `/healthz`, `/readyz` and `/metrics` are
+//! merged outside the stack so probes stay out of request logs and metrics.
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::future::join_all;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::HttpSettings;
+use crate::error::{ApiError, Enveloped, ErrorItem, envelope_response, message_for_status};
+use crate::telemetry::{HttpLabels, Metrics};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A dependency `/readyz` checks.
+#[derive(Clone, Debug)]
+pub enum Dependency {
+    Mongo(mongodb::Database),
+}
+
+impl Dependency {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Mongo(_) => "mongodb",
+        }
+    }
+
+    async fn check(&self) -> bool {
+        let probe = async {
+            match self {
+                Self::Mongo(db) => crate::mongo::ping(db).await.is_ok(),
+            }
+        };
+        tokio::time::timeout(READY_CHECK_TIMEOUT, probe).await.unwrap_or(false)
+    }
+}
+
+/// Everything the shared routes and middleware need from a service.
+#[derive(Clone, Debug)]
+pub struct Platform {
+    pub settings: HttpSettings,
+    pub metrics: Metrics,
+    pub dependencies: Vec<Dependency>,
+}
+
+/// Adds the JSON 404 fallback, the middleware stack and the operational routes to a
+/// service's API router.
+pub fn finish_router(api: Router, platform: &Platform) -> Router {
+    let stack = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(TraceLayer::new_for_http().make_span_with(make_span))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(middleware::from_fn_with_state(platform.metrics.clone(), track_metrics))
+        .layer(middleware::from_fn(ensure_envelope))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, platform.settings.request_timeout))
+        .layer(DefaultBodyLimit::max(platform.settings.body_limit))
+        .layer(CatchPanicLayer::new());
+    api.fallback(not_found).layer(stack).merge(ops_router(platform))
+}
+
+fn make_span(req: &Request) -> tracing::Span {
+    let path = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+    let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    tracing::info_span!("request", method = %req.method(), path, request_id)
+}
+
+/// The fallback for unknown routes.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn track_metrics(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let path = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
+    let response = next.run(req).await;
+    let labels = HttpLabels { method, path, status: response.status().as_u16().to_string() };
+    metrics.observe_request(labels, started.elapsed());
+    response
+}
+
+async fn ensure_envelope(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || response.extensions().get::<Enveloped>().is_some() {
+        return response;
+    }
+    if status.is_server_error() {
+        tracing::error!(%status, "request failed outside a handler (panic or timeout)");
+    }
+    let mut enveloped = envelope_response(status, vec![ErrorItem::new(message_for_status(status))]);
+    // Keep meaningful headers such as `Allow` on a 405; drop the old body's.
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            enveloped.headers_mut().append(name, value.clone());
+        }
+    }
+    enveloped
+}
+
+fn ops_router(platform: &Platform) -> Router {
+    let metrics = platform.metrics.clone();
+    let dependencies = platform.dependencies.clone();
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(move || readyz(dependencies.clone())))
+        .route(
+            "/metrics",
+            get(move || {
+                let body = metrics.render();
+                async move {
+                    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+                }
+            }),
+        )
+}
+
+async fn readyz(dependencies: Vec<Dependency>) -> Response {
+    let results = join_all(dependencies.iter().map(|d| async move { (d.name(), d.check().await) })).await;
+    let ready = results.iter().all(|(_, ok)| *ok);
+    let checks: serde_json::Map<String, serde_json::Value> =
+        results.into_iter().map(|(name, ok)| (name.to_owned(), json!(if ok { "ok" } else { "unreachable" }))).collect();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({"status": if ready { "ready" } else { "unavailable" }, "checks": checks});
+    (status, axum::Json(body)).into_response()
+}
+
+/// Binds the listener for the configured host and port (port 0 picks a free one).
+pub async fn bind(settings: &HttpSettings) -> std::io::Result<TcpListener> {
+    TcpListener::bind((settings.host.as_str(), settings.port)).await
+}
+
+/// Serves `router` until `shutdown` is cancelled, then lets in-flight requests finish.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::{Body, to_bytes};
+    use axum::routing::post;
+    use tower::ServiceExt;
+
+    fn app() -> Router {
+        let platform = Platform {
+            settings: HttpSettings {
+                port: 0,
+                host: "127.0.0.1".into(),
+                request_timeout: Duration::from_millis(50),
+                body_limit: 16,
+            },
+            metrics: Metrics::default(),
+            dependencies: vec![],
+        };
+        let api = Router::new()
+            .route("/ok", get(|| async { "ok" }))
+            .route(
+                "/panic",
+                get(|| async {
+                    if true {
+                        panic!("handler bug");
+                    }
+                    "unreachable"
+                }),
+            )
+            .route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(5)).await }))
+            .route("/echo", post(|body: axum::body::Bytes| async move { body }));
+        finish_router(api, &platform)
+    }
+
+    async fn call(method: &str, uri: &str, body: &'static str) -> (StatusCode, Response) {
+        let req = Request::builder().method(method).uri(uri).body(Body::from(body)).unwrap();
+        let res = app().oneshot(req).await.unwrap();
+        (res.status(), res)
+    }
+
+    async fn envelope_message(res: Response) -> String {
+        let bytes = to_bytes(res.into_body(), usize::MAX).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).expect("the body is JSON");
+        body["errors"][0]["message"].as_str().expect("an envelope").to_owned()
+    }
+
+    #[tokio::test]
+    async fn unknown_routes_are_a_json_404() {
+        let (status, res) = call("GET", "/nope", "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(envelope_message(res).await, "Not Found");
+    }
+
+    #[tokio::test]
+    async fn wrong_methods_are_a_405_in_the_envelope() {
+        let (status, res) = call("DELETE", "/ok", "").await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert!(res.headers().contains_key(header::ALLOW));
+        assert_eq!(envelope_message(res).await, "Method not allowed");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_in_the_envelope() {
+        let (status, res) = call("GET", "/panic", "").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(envelope_message(res).await, "Something went wrong");
+    }
+
+    #[tokio::test]
+    async fn a_slow_handler_times_out_with_a_503_in_the_envelope() {
+        let (status, res) = call("GET", "/slow", "").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(envelope_message(res).await, "Service unavailable");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_a_413_in_the_envelope() {
+        let (status, res) = call("POST", "/echo", "this body is longer than sixteen bytes").await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(envelope_message(res).await, "Payload too large");
+    }
+
+    #[tokio::test]
+    async fn every_response_carries_a_request_id() {
+        let (_, res) = call("GET", "/ok", "").await;
+        assert!(res.headers().contains_key(&REQUEST_ID));
+    }
+
+    #[tokio::test]
+    async fn readyz_reports_ok_without_dependencies_and_metrics_count_requests() {
+        let platform = Platform {
+            settings: HttpSettings {
+                port: 0,
+                host: "127.0.0.1".into(),
+                request_timeout: Duration::from_secs(1),
+                body_limit: 1024,
+            },
+            metrics: Metrics::default(),
+            dependencies: vec![],
+        };
+        let app = finish_router(Router::new().route("/ok", get(|| async { "ok" })), &platform);
+        let res = app.clone().oneshot(Request::get("/readyz").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        app.clone().oneshot(Request::get("/ok").body(Body::empty()).unwrap()).await.unwrap();
+        let text = platform.metrics.render();
+        assert!(text.contains(r#"http_requests_total{method="GET",path="/ok",status="200"} 1"#), "{text}");
+        assert!(!text.contains("/readyz"), "probes stay out of the metrics");
+    }
+}

@@ -1,0 +1,23 @@
+//! Shared building blocks of the ticketing services.
+//!
+//! Every service uses this crate, and nothing here names a service: errors and their
+//! envelope ([`error`]), request extractors ([`extract`]), sessions and JWTs
+//! ([`session`]), typed configuration ([`config`]), logs and metrics ([`telemetry`]), the
+//! HTTP middleware stack and operational routes ([`http`]), MongoDB helpers ([`mongo`])
+//! and graceful shutdown ([`shutdown`]). With the `test-support` feature, [`testing`]
+//! gives integration tests isolated databases.
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod mongo;
+pub mod session;
+pub mod shutdown;
+pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+pub use error::{ApiError, ErrorItem};
+pub use extract::ValidatedJson;
+pub use session::{Claims, CurrentUser, MaybeUser, Sessions};

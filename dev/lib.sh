@@ -1,0 +1,72 @@
+# Shared shell helpers of the dev and test commands. Source it; do not run it.
+#
+# Everything installed here stays inside the checkout: a virtualenv at .dev/venv with the
+# pinned servers of dev/requirements.txt. Ports are picked free at run time.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEV_DIR="$ROOT/.dev"
+VENV="$DEV_DIR/venv"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+log() { printf '\033[1m[dev]\033[0m %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# Creates or updates .dev/venv when dev/requirements.txt changed.
+ensure_venv() {
+  local want stamp="$VENV/.requirements.sha256"
+  want="$(sha256sum "$ROOT/dev/requirements.txt" | cut -d' ' -f1)"
+  if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    return 0
+  fi
+  command -v python3 >/dev/null || die "python3 is required"
+  log "installing the dev servers into .dev/venv (pinned, one-time)"
+  mkdir -p "$DEV_DIR"
+  python3 -m venv "$VENV" || die "python3 -m venv failed; on Debian/Ubuntu: apt-get install python3-venv"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/dev/requirements.txt" \
+    || die "pip could not install dev/requirements.txt"
+  echo "$want" >"$stamp"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_for_port PORT SECONDS
+wait_for_port() {
+  local port="$1" deadline=$((SECONDS + $2))
+  until python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 0.5)" 2>/dev/null; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.2
+  done
+}
+
+# The commands that start each server in the foreground (for Procfiles and for start_bg).
+# mongo_cmd PORT STORAGE   (STORAGE is a directory or :memory:)
+mongo_cmd() { echo "$VENV/bin/secantusd-py --host 127.0.0.1 --port $1 --storage-path $2 --log-level WARNING"; }
+# nats_cmd PORT STORE_DIR
+nats_cmd() { echo "$VENV/bin/nats-server --jetstream --addr 127.0.0.1 --port $1 --store_dir $2"; }
+
+BG_PIDS=()
+# start_bg NAME LOGFILE COMMAND...: runs a server in the background and remembers it.
+start_bg() {
+  local name="$1" logfile="$2"
+  shift 2
+  "$@" >"$logfile" 2>&1 &
+  BG_PIDS+=("$!")
+  log "$name started (pid $!, log $logfile)"
+}
+
+# Stops the background servers: SIGTERM, up to 10 s to exit, then SIGKILL.
+stop_bg() {
+  local pid
+  [ "${#BG_PIDS[@]}" -gt 0 ] || return 0
+  for pid in "${BG_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 50); do
+    local alive=0
+    for pid in "${BG_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.2
+  done
+  for pid in "${BG_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  BG_PIDS=()
+}

@@ -1,0 +1,76 @@
+//! The auth service: sign-up, sign-in, sign-out and the current user.
+//!
+//! Users live in this service's own MongoDB database (`users`, email unique). A session
+//! is an HS256 JWT in the `session` cookie (see [`common::session`]); other services
+//! verify it with the shared key and never call this one.
+//!
+//! Run it with `MONGO_URI=mongodb://127.0.0.1:27017/auth JWT_KEY=<32+ bytes> cargo run -p auth`,
+//! or the whole platform with `dev/up` (see the README).
+
+pub mod config;
+pub mod password;
+pub mod routes;
+pub mod users;
+
+use axum::extract::FromRef;
+use common::Sessions;
+use common::http::{Dependency, Platform, finish_router};
+use common::shutdown::CancellationToken;
+use common::telemetry::Metrics;
+use tokio::net::TcpListener;
+
+pub use crate::config::Config;
+use crate::password::Passwords;
+use crate::users::Users;
+
+/// Everything a handler needs: cheap handles only.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub users: Users,
+    pub sessions: Sessions,
+    pub passwords: Passwords,
+}
+
+impl FromRef<AppState> for Sessions {
+    fn from_ref(state: &AppState) -> Self {
+        state.sessions.clone()
+    }
+}
+
+/// The auth service, bound to its port and ready to serve.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+}
+
+impl Application {
+    /// Connects to MongoDB (waiting for it), ensures indexes and binds the port.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = common::mongo::connect(&config.mongo, "auth").await?;
+        let users = Users::new(&db);
+        users.ensure_indexes().await?;
+        let state = AppState { users, sessions: config.session.sessions(), passwords: Passwords::new().await? };
+        let platform = Platform {
+            settings: config.http.clone(),
+            metrics: Metrics::builder().build(),
+            dependencies: vec![Dependency::Mongo(db)],
+        };
+        let router = finish_router(routes::router().with_state(state), &platform);
+        let listener = common::http::bind(&config.http).await?;
+        Ok(Self { listener, router })
+    }
+
+    /// The port actually bound (useful with `PORT=0`).
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    /// Serves until `shutdown` is cancelled, then finishes in-flight requests.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        tracing::info!(port = self.port(), "auth listening");
+        common::http::serve(self.listener, self.router, shutdown).await?;
+        tracing::info!("auth stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! `spawn_app()`: the auth application on port 0 with its own database and JWT key.
+
+use std::time::Duration;
+
+use auth::{Application, Config};
+use common::Sessions;
+use common::config::{HttpSettings, MongoSettings, SessionSettings};
+use common::shutdown::CancellationToken;
+use common::testing::{fresh_mongo, random_jwt_key};
+use serde_json::{Value, json};
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: mongodb::Database,
+    pub sessions: Sessions,
+    _shutdown: tokio_util_drop::DropGuard,
+}
+
+/// A cancellation token that fires when the test app is dropped, so each test's server
+/// stops with the test.
+mod tokio_util_drop {
+    pub struct DropGuard(pub common::shutdown::CancellationToken);
+    impl Drop for DropGuard {
+        fn drop(&mut self) {
+            self.0.cancel();
+        }
+    }
+}
+
+pub fn test_config(mongo: MongoSettings) -> Config {
+    Config {
+        http: HttpSettings {
+            port: 0,
+            host: "127.0.0.1".into(),
+            request_timeout: Duration::from_secs(10),
+            body_limit: 16 * 1024,
+        },
+        mongo,
+        session: SessionSettings { jwt_key: random_jwt_key(), jwt_ttl: Duration::from_secs(900), cookie_secure: false },
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_config(fresh_mongo("auth"))).await
+}
+
+pub async fn spawn_app_with(config: Config) -> TestApp {
+    let sessions = config.session.sessions();
+    let db = mongodb::Client::with_uri_str(secrecy::ExposeSecret::expose_secret(&fresh_uri(&config)))
+        .await
+        .expect("a client for the test database")
+        .database(&config.mongo.database);
+    let application = Application::build(config).await.expect("the application builds");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(application.run_until_stopped(shutdown.clone()));
+    TestApp {
+        address,
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        db,
+        sessions,
+        _shutdown: tokio_util_drop::DropGuard(shutdown),
+    }
+}
+
+/// The direct URI to the test server (the app may be connected through a proxy).
+fn fresh_uri(config: &Config) -> secrecy::SecretString {
+    let base = common::testing::mongo_base_uri();
+    secrecy::SecretString::from(common::config::with_database(&base, &config.mongo.database))
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("request sent")
+    }
+
+    pub async fn signup(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_json("/api/users/signup", &json!({"email": email, "password": password})).await
+    }
+
+    pub async fn signin(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post_json("/api/users/signin", &json!({"email": email, "password": password})).await
+    }
+
+    /// Signs a new user up and returns the `Cookie` header value of the session.
+    pub async fn signed_up_cookie(&self, email: &str) -> String {
+        let response = self.signup(email, PASSWORD).await;
+        assert_eq!(response.status(), 201);
+        cookie_header(&response).expect("a session cookie")
+    }
+
+    pub async fn current_user(&self, cookie: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(self.url("/api/users/currentuser"));
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", cookie);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn user_count(&self) -> u64 {
+        self.db.collection::<bson::Document>("users").count_documents(bson::doc! {}).await.unwrap()
+    }
+}
+
+/// The raw `Set-Cookie` header for the session cookie, if any.
+pub fn set_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("session="))
+        .map(str::to_owned)
+}
+
+/// The `Cookie` header a browser would send back (`session=<value>`).
+pub fn cookie_header(response: &reqwest::Response) -> Option<String> {
+    set_cookie(response).map(|c| c.split(';').next().unwrap_or_default().to_owned()).filter(|c| c != "session=")
+}
+
+/// The envelope's entries as (message, field) pairs.
+pub async fn errors(response: reqwest::Response) -> Vec<(String, Option<String>)> {
+    let body: Value = response.json().await.expect("an error body in JSON");
+    body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not an error envelope: {body}"))
+        .iter()
+        .map(|e| (e["message"].as_str().unwrap().to_owned(), e["field"].as_str().map(str::to_owned)))
+        .collect()
+}
