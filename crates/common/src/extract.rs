@@ -72,6 +72,15 @@ fn missing_field(message: &str) -> Option<&str> {
     message.strip_prefix("missing field `")?.split('`').next()
 }
 
+/// Parses an id from a path. Anything that is not a 24-hex ObjectId cannot name a record,
+/// so it is a 404 like an unknown id (the SPEC's rule), never a 400 or a 500.
+pub fn object_id(raw: &str) -> Result<bson::oid::ObjectId, ApiError> {
+    if raw.len() != 24 {
+        return Err(ApiError::NotFound);
+    }
+    bson::oid::ObjectId::parse_str(raw).map_err(|_| ApiError::NotFound)
+}
+
 /// Flattens validator's errors into envelope entries, sorted by field for stable output.
 pub fn validation_items(errors: &ValidationErrors) -> Vec<ErrorItem> {
     let mut items: Vec<ErrorItem> = errors
@@ -120,6 +129,14 @@ mod tests {
         let err = parse_json::<Body>(br#"{"name":"abc","count":"many"}"#).unwrap_err();
         let ApiError::Validation(items) = err else { panic!("expected validation") };
         assert_eq!(items[0].field.as_deref(), Some("count"));
+    }
+
+    #[test]
+    fn only_24_hex_ids_parse_and_the_rest_are_not_found() {
+        assert!(object_id("0123456789abcdef01234567").is_ok());
+        for bad in ["", "123", "zzzzzzzzzzzzzzzzzzzzzzzz", "0123456789abcdef0123456789", "{\"$gt\":\"\"}"] {
+            assert!(matches!(object_id(bad), Err(ApiError::NotFound)), "{bad}");
+        }
     }
 
     #[test]

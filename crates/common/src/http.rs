@@ -44,12 +44,14 @@ const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug)]
 pub enum Dependency {
     Mongo(mongodb::Database),
+    Nats(async_nats::Client),
 }
 
 impl Dependency {
     fn name(&self) -> &'static str {
         match self {
             Self::Mongo(_) => "mongodb",
+            Self::Nats(_) => "nats",
         }
     }
 
@@ -57,6 +59,10 @@ impl Dependency {
         let probe = async {
             match self {
                 Self::Mongo(db) => crate::mongo::ping(db).await.is_ok(),
+                Self::Nats(client) => {
+                    client.connection_state() == async_nats::connection::State::Connected
+                        && client.flush().await.is_ok()
+                }
             }
         };
         tokio::time::timeout(READY_CHECK_TIMEOUT, probe).await.unwrap_or(false)

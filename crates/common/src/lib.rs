@@ -4,14 +4,18 @@
 //! envelope ([`error`]), request extractors ([`extract`]), sessions and JWTs
 //! ([`session`]), typed configuration ([`config`]), logs and metrics ([`telemetry`]), the
 //! HTTP middleware stack and operational routes ([`http`]), MongoDB helpers ([`mongo`])
-//! and graceful shutdown ([`shutdown`]). With the `test-support` feature, [`testing`]
+//! and graceful shutdown ([`shutdown`]), prices ([`money`]), and the event plumbing:
+//! subjects, payloads, outbox, listener runtime and versioning rules ([`events`]). With the `test-support` feature, [`testing`]
 //! gives integration tests isolated databases.
 
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod http;
+pub mod money;
 pub mod mongo;
+pub mod service;
 pub mod session;
 pub mod shutdown;
 pub mod telemetry;

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use bson::doc;
+use futures::future::BoxFuture;
 use mongodb::error::{Error, ErrorKind, WriteFailure};
 use mongodb::options::ClientOptions;
-use mongodb::{Client, Database};
+use mongodb::{Client, ClientSession, Database};
 use secrecy::ExposeSecret;
 
 use crate::config::MongoSettings;
@@ -75,4 +76,75 @@ impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
         if is_unavailable(&err) { ApiError::unavailable(err) } else { ApiError::internal(err) }
     }
+}
+
+/// MongoDB's WriteConflict code: two transactions wrote the same document.
+const WRITE_CONFLICT: i32 = 112;
+/// How many times a transaction is attempted when it keeps meeting transient errors.
+const TRANSACTION_ATTEMPTS: u32 = 10;
+
+fn error_code(err: &Error) -> Option<i32> {
+    match err.kind.as_ref() {
+        ErrorKind::Command(e) => Some(e.code),
+        ErrorKind::Write(WriteFailure::WriteError(e)) => Some(e.code),
+        _ => None,
+    }
+}
+
+/// True when the whole transaction can be retried (a write conflict, a failover...).
+pub fn is_transient_transaction_error(err: &Error) -> bool {
+    err.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) || error_code(err) == Some(WRITE_CONFLICT)
+}
+
+/// Runs `body` in a multi-document transaction and commits it, retrying the whole
+/// transaction on transient errors (write conflicts between concurrent transactions) and
+/// the commit alone when its outcome is unknown. An error from `body` aborts the
+/// transaction; a value from `body` is committed, so a body that decides to change
+/// nothing simply writes nothing.
+///
+/// `body` may run several times: it must not have effects outside the session.
+pub async fn transaction<T, F>(client: &Client, mut body: F) -> mongodb::error::Result<T>
+where
+    F: for<'s> FnMut(&'s mut ClientSession) -> BoxFuture<'s, mongodb::error::Result<T>>,
+{
+    let mut session = client.start_session().await?;
+    let mut attempt = 0;
+    'transaction: loop {
+        attempt += 1;
+        session.start_transaction().await?;
+        let value = match body(&mut session).await {
+            Ok(value) => value,
+            Err(err) => {
+                // The server may already have aborted it; either way nothing was committed.
+                drop(session.abort_transaction().await);
+                if is_transient_transaction_error(&err) && attempt < TRANSACTION_ATTEMPTS {
+                    transaction_backoff(attempt).await;
+                    continue 'transaction;
+                }
+                return Err(err);
+            }
+        };
+        let mut commit_attempt = 0;
+        loop {
+            commit_attempt += 1;
+            match session.commit_transaction().await {
+                Ok(()) => return Ok(value),
+                Err(err)
+                    if err.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                        && commit_attempt < TRANSACTION_ATTEMPTS => {}
+                Err(err) if is_transient_transaction_error(&err) && attempt < TRANSACTION_ATTEMPTS => {
+                    transaction_backoff(attempt).await;
+                    continue 'transaction;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+}
+
+/// A short, jittered pause so that conflicting transactions stop colliding.
+async fn transaction_backoff(attempt: u32) {
+    let base = 5u64 << attempt.min(6);
+    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % base.max(1);
+    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
 }

@@ -101,3 +101,158 @@ impl TcpProxy {
         self.up.send_replace(true);
     }
 }
+
+/// A namespace unique to this test, so its streams and consumers are its own.
+pub fn fresh_namespace() -> crate::events::Namespace {
+    crate::events::Namespace::new(Some(&unique_name("t"))).expect("a generated namespace is valid")
+}
+
+/// The URL of the test NATS server (exported by `dev/test`).
+pub fn nats_url() -> String {
+    std::env::var("NATS_URL")
+        .unwrap_or_else(|_| panic!("NATS_URL is not set: run the tests with `dev/test`, which starts the test servers"))
+}
+
+/// Settings for the test NATS server under a fresh namespace.
+pub fn fresh_nats() -> crate::events::NatsSettings {
+    crate::events::NatsSettings {
+        url: nats_url(),
+        namespace: fresh_namespace(),
+        startup_timeout: std::time::Duration::from_secs(20),
+    }
+}
+
+/// Listener settings that retry quickly and give up after a few attempts, for tests.
+pub fn fast_listener_settings() -> crate::events::listener::ListenerSettings {
+    crate::events::listener::ListenerSettings {
+        max_attempts: 4,
+        first_retry_delay: std::time::Duration::from_millis(50),
+        max_retry_delay: std::time::Duration::from_millis(200),
+        ..Default::default()
+    }
+}
+
+/// A message read back from a stream.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    pub subject: String,
+    pub headers: async_nats::HeaderMap,
+    pub payload: bytes::Bytes,
+}
+
+impl StoredMessage {
+    pub fn msg_id(&self) -> Option<String> {
+        self.headers.get(crate::events::MSG_ID_HEADER).map(|v| v.as_str().to_owned())
+    }
+
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_slice(&self.payload).expect("the payload decodes")
+    }
+}
+
+/// Every message currently stored in `stream` under the (logical) `subject` filter,
+/// oldest first. Uses a throwaway consumer, so it never disturbs the services' own.
+pub async fn read_stream(
+    bus: &crate::events::EventBus,
+    stream: crate::events::StreamName,
+    subject: &str,
+) -> Vec<StoredMessage> {
+    use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+    use futures::StreamExt;
+
+    let ns = bus.namespace();
+    let Ok(stream) = bus.jetstream().get_stream(ns.stream(stream)).await else { return Vec::new() };
+    let pending = stream.cached_info().state.messages;
+    if pending == 0 {
+        return Vec::new();
+    }
+    let consumer = stream
+        .create_consumer(pull::Config {
+            filter_subject: ns.subject(subject),
+            deliver_policy: DeliverPolicy::All,
+            ack_policy: AckPolicy::None,
+            inactive_threshold: std::time::Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .expect("a throwaway consumer");
+    let mut out = Vec::new();
+    loop {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(500)
+            .expires(std::time::Duration::from_millis(300))
+            .messages()
+            .await
+            .expect("a fetch");
+        let mut got = 0;
+        while let Some(Ok(message)) = batch.next().await {
+            got += 1;
+            out.push(StoredMessage {
+                subject: ns.strip(message.subject.as_str()).to_owned(),
+                headers: message.headers.clone().unwrap_or_default(),
+                payload: message.payload.clone(),
+            });
+        }
+        if got == 0 {
+            return out;
+        }
+    }
+}
+
+/// Polls `read_stream` until at least `count` messages are there or `timeout` passes.
+pub async fn wait_for_messages(
+    bus: &crate::events::EventBus,
+    stream: crate::events::StreamName,
+    subject: &str,
+    count: usize,
+    timeout: std::time::Duration,
+) -> Vec<StoredMessage> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let messages = read_stream(bus, stream, subject).await;
+        if messages.len() >= count || tokio::time::Instant::now() >= deadline {
+            return messages;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+/// Cancels its token when dropped, so a test's application stops with the test.
+#[derive(Debug)]
+pub struct StopOnDrop(pub tokio_util::sync::CancellationToken);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// A fresh 24-hex id, e.g. for a user that exists only as a token.
+pub fn object_id_hex() -> String {
+    bson::oid::ObjectId::new().to_hex()
+}
+
+/// The `Cookie` header value carrying a session token for `user_id`.
+pub fn session_cookie(sessions: &crate::Sessions, user_id: &str) -> String {
+    let (token, _) = sessions.issue(user_id, &format!("{user_id}@test.com")).expect("a token");
+    format!("{}={}", crate::session::SESSION_COOKIE, crate::session::encode_session_cookie(&token))
+}

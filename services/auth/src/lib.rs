@@ -15,9 +15,9 @@ pub mod users;
 use axum::extract::FromRef;
 use common::Sessions;
 use common::http::{Dependency, Platform, finish_router};
+use common::service::Service;
 use common::shutdown::CancellationToken;
 use common::telemetry::Metrics;
-use tokio::net::TcpListener;
 
 pub use crate::config::Config;
 use crate::password::Passwords;
@@ -40,8 +40,7 @@ impl FromRef<AppState> for Sessions {
 /// The auth service, bound to its port and ready to serve.
 #[derive(Debug)]
 pub struct Application {
-    listener: TcpListener,
-    router: axum::Router,
+    service: Service,
 }
 
 impl Application {
@@ -57,20 +56,16 @@ impl Application {
             dependencies: vec![Dependency::Mongo(db)],
         };
         let router = finish_router(routes::router().with_state(state), &platform);
-        let listener = common::http::bind(&config.http).await?;
-        Ok(Self { listener, router })
+        Ok(Self { service: Service::bind("auth", &config.http, router).await? })
     }
 
     /// The port actually bound (useful with `PORT=0`).
     pub fn port(&self) -> u16 {
-        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+        self.service.port()
     }
 
     /// Serves until `shutdown` is cancelled, then finishes in-flight requests.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        tracing::info!(port = self.port(), "auth listening");
-        common::http::serve(self.listener, self.router, shutdown).await?;
-        tracing::info!("auth stopped");
-        Ok(())
+        self.service.run_until_stopped(shutdown).await
     }
 }

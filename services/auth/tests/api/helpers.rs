@@ -14,18 +14,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: mongodb::Database,
     pub sessions: Sessions,
-    _shutdown: tokio_util_drop::DropGuard,
-}
-
-/// A cancellation token that fires when the test app is dropped, so each test's server
-/// stops with the test.
-mod tokio_util_drop {
-    pub struct DropGuard(pub common::shutdown::CancellationToken);
-    impl Drop for DropGuard {
-        fn drop(&mut self) {
-            self.0.cancel();
-        }
-    }
+    _stop: common::testing::StopOnDrop,
 }
 
 pub fn test_config(mongo: MongoSettings) -> Config {
@@ -60,7 +49,7 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
         client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         db,
         sessions,
-        _shutdown: tokio_util_drop::DropGuard(shutdown),
+        _stop: common::testing::StopOnDrop(shutdown),
     }
 }
 

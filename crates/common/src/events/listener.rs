@@ -1,0 +1,335 @@
+//! The listener runtime: one durable pull consumer per (service, subject), shared by every
+//! replica of the service, so each event is handled once per service.
+//!
+//! For each message:
+//! - an undecodable payload goes straight to the dead-letter stream;
+//! - the handler runs (with a timeout, and a panic is caught); on success the message is
+//!   acked, which the handler only returns after its write committed;
+//! - [`HandleError::Retry`] (a predecessor not applied yet) and [`HandleError::Transient`]
+//!   (a database or broker outage) are redelivered after a growing delay (`Nak` with delay);
+//! - [`HandleError::Poison`], or a retryable failure past `max_attempts` deliveries, goes to
+//!   the dead-letter stream (original subject, headers and payload plus the reason), is
+//!   logged and counted, and is terminated (`Term`) so it stops being redelivered.
+//!
+//! Nothing a message does ends the loop: only shutdown does, after the messages in flight
+//! are finished.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::{AckKind, Message};
+use futures::{FutureExt, StreamExt};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use tokio_util::sync::CancellationToken;
+
+use super::{Event, EventBus, MSG_ID_HEADER, StreamName};
+
+/// Why a handler did not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// The event cannot be applied yet (its predecessor has not arrived); retry later.
+    #[error("not applicable yet: {0}")]
+    Retry(String),
+    /// A dependency failed (database down, write conflict); retry later.
+    #[error("transient failure: {0:#}")]
+    Transient(anyhow::Error),
+    /// The event can never be applied; dead-letter it.
+    #[error("poison: {0}")]
+    Poison(String),
+}
+
+impl From<mongodb::error::Error> for HandleError {
+    fn from(err: mongodb::error::Error) -> Self {
+        Self::Transient(err.into())
+    }
+}
+
+/// Facts about the delivery a handler may use.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The event id (`Nats-Msg-Id`), when the publisher set one.
+    pub event_id: Option<String>,
+    /// 1 for the first delivery.
+    pub attempt: i64,
+    pub stream_sequence: u64,
+}
+
+/// Applies one kind of event.
+pub trait Handler: Send + Sync + 'static {
+    type Event: Event;
+
+    fn handle(&self, event: Self::Event, delivery: &Delivery) -> impl Future<Output = Result<(), HandleError>> + Send;
+}
+
+/// Retry and concurrency policy of a listener.
+#[derive(Debug, Clone)]
+pub struct ListenerSettings {
+    /// Deliveries before a retryable failure is dead-lettered.
+    pub max_attempts: i64,
+    /// Delay before the second delivery; doubles per attempt up to `max_retry_delay`.
+    pub first_retry_delay: Duration,
+    pub max_retry_delay: Duration,
+    /// Messages handled at once per consumer in one replica.
+    pub concurrency: usize,
+    /// Longest a handler may run before it counts as a transient failure.
+    pub handler_timeout: Duration,
+}
+
+impl Default for ListenerSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 12,
+            first_retry_delay: Duration::from_millis(200),
+            max_retry_delay: Duration::from_secs(10),
+            concurrency: 16,
+            handler_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+impl ListenerSettings {
+    fn retry_delay(&self, attempt: i64) -> Duration {
+        let exponent = u32::try_from(attempt.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+        self.first_retry_delay.saturating_mul(1 << exponent).min(self.max_retry_delay)
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConsumerLabels {
+    consumer: String,
+    outcome: String,
+}
+
+/// Counters of the listener runtime, registered once per application.
+#[derive(Clone, Debug, Default)]
+pub struct ListenerMetrics {
+    handled: Family<ConsumerLabels, Counter>,
+    dead_lettered: Family<ConsumerLabels, Counter>,
+}
+
+impl ListenerMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "events_handled",
+            "Event deliveries handled, by consumer and outcome (ack, retry, dead_letter)",
+            metrics.handled.clone(),
+        );
+        registry.register(
+            "events_dead_lettered",
+            "Events moved to the dead-letter stream, by consumer and reason",
+            metrics.dead_lettered.clone(),
+        );
+        metrics
+    }
+
+    fn count(&self, consumer: &str, outcome: &str) {
+        self.handled.get_or_create(&ConsumerLabels { consumer: consumer.into(), outcome: outcome.into() }).inc();
+    }
+}
+
+/// Declares the dead-letter stream and the durable consumer for `H`'s subject, then
+/// handles messages until `shutdown`. Returns once in-flight messages are finished.
+pub async fn run<H: Handler>(
+    bus: EventBus,
+    service: &'static str,
+    handler: H,
+    settings: ListenerSettings,
+    metrics: ListenerMetrics,
+    shutdown: CancellationToken,
+) {
+    let subject = H::Event::SUBJECT;
+    let durable = bus.namespace().name(&format!("{service}-{}", subject.as_str().replace('.', "-")));
+    let worker = Arc::new(Worker { bus, service, durable, handler, settings, metrics });
+    let mut pause = Duration::from_millis(200);
+    while !shutdown.is_cancelled() {
+        match worker.consume(&shutdown).await {
+            Ok(()) => pause = Duration::from_millis(200),
+            Err(err) => {
+                tracing::warn!(consumer = %worker.durable, error = format!("{err:#}"), retry_in = ?pause, "listener cannot consume; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = shutdown.cancelled() => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    tracing::debug!(consumer = %worker.durable, "listener stopped");
+}
+
+struct Worker<H> {
+    bus: EventBus,
+    service: &'static str,
+    durable: String,
+    handler: H,
+    settings: ListenerSettings,
+    metrics: ListenerMetrics,
+}
+
+impl<H: Handler> Worker<H> {
+    /// One consumer session: declare, then pull until shutdown or a broken stream.
+    async fn consume(self: &Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<()> {
+        let subject = H::Event::SUBJECT;
+        let namespace = self.bus.namespace();
+        self.bus.ensure_stream(subject.stream()).await?;
+        self.bus.ensure_stream(StreamName::DeadLetter).await?;
+        let stream = self.bus.jetstream().get_stream(namespace.stream(subject.stream())).await?;
+        let consumer = stream
+            .create_consumer(pull::Config {
+                durable_name: Some(self.durable.clone()),
+                filter_subject: namespace.subject(subject.as_str()),
+                deliver_policy: DeliverPolicy::All,
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: self.settings.handler_timeout + Duration::from_secs(10),
+                max_deliver: -1,
+                max_ack_pending: 1024,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot declare consumer {}: {e}", self.durable))?;
+        let messages = consumer.messages().await?;
+        tracing::info!(consumer = %self.durable, subject = subject.as_str(), "listening");
+        messages
+            .take_until(shutdown.cancelled())
+            .for_each_concurrent(self.settings.concurrency, |message| {
+                let worker = Arc::clone(self);
+                async move {
+                    match message {
+                        Ok(message) => worker.process(message).await,
+                        Err(err) => tracing::warn!(consumer = %worker.durable, error = %err, "pull failed"),
+                    }
+                }
+            })
+            .await;
+        if shutdown.is_cancelled() { Ok(()) } else { Err(anyhow::anyhow!("the message stream ended")) }
+    }
+
+    async fn process(&self, message: Message) {
+        let (attempt, stream_sequence) = match message.info() {
+            Ok(info) => (info.delivered, info.stream_sequence),
+            Err(_) => (1, 0),
+        };
+        let event_id = message.headers.as_ref().and_then(|h| h.get(MSG_ID_HEADER)).map(|v| v.as_str().to_owned());
+        let delivery = Delivery { event_id, attempt, stream_sequence };
+
+        let event: H::Event = match serde_json::from_slice(&message.payload) {
+            Ok(event) => event,
+            Err(err) => return self.dead_letter(&message, &delivery, "undecodable", &err.to_string()).await,
+        };
+        let outcome = AssertUnwindSafe(tokio::time::timeout(
+            self.settings.handler_timeout,
+            self.handler.handle(event, &delivery),
+        ))
+        .catch_unwind()
+        .await;
+        let result = match outcome {
+            Ok(Ok(result)) => result,
+            Ok(Err(_elapsed)) => Err(HandleError::Transient(anyhow::anyhow!("handler timed out"))),
+            Err(_panic) => Err(HandleError::Transient(anyhow::anyhow!("handler panicked"))),
+        };
+        match result {
+            Ok(()) => {
+                self.metrics.count(&self.durable, "ack");
+                if let Err(err) = message.ack().await {
+                    tracing::warn!(consumer = %self.durable, error = %err, "ack failed; the event will be redelivered");
+                }
+            }
+            Err(HandleError::Poison(reason)) => self.dead_letter(&message, &delivery, "poison", &reason).await,
+            Err(err) if delivery.attempt >= self.settings.max_attempts => {
+                self.dead_letter(&message, &delivery, "attempts_exhausted", &err.to_string()).await;
+            }
+            Err(err) => {
+                let delay = self.settings.retry_delay(delivery.attempt);
+                tracing::debug!(consumer = %self.durable, attempt = delivery.attempt, ?delay, error = %err, "event retried later");
+                self.metrics.count(&self.durable, "retry");
+                if let Err(err) = message.ack_with(AckKind::Nak(Some(delay))).await {
+                    tracing::warn!(consumer = %self.durable, error = %err, "nak failed; the event comes back after ack_wait");
+                }
+            }
+        }
+    }
+
+    /// Copies the message to the dead-letter stream, then terminates it. If the copy cannot
+    /// be stored, the message is retried instead: it is never dropped silently.
+    async fn dead_letter(&self, message: &Message, delivery: &Delivery, reason: &str, detail: &str) {
+        let namespace = self.bus.namespace();
+        let original = namespace.strip(message.subject.as_str()).to_owned();
+        let mut headers = message.headers.clone().unwrap_or_default();
+        let dead_letter_id = format!("{}:{}", self.durable, delivery.stream_sequence);
+        headers.insert(MSG_ID_HEADER, dead_letter_id.as_str());
+        headers.insert("Dead-Letter-Reason", reason);
+        headers.insert("Dead-Letter-Detail", truncate(detail, 512).as_str());
+        headers.insert("Dead-Letter-Consumer", self.durable.as_str());
+        headers.insert("Original-Subject", message.subject.as_str());
+        headers.insert("Original-Stream-Sequence", delivery.stream_sequence.to_string().as_str());
+        headers.insert("Original-Attempts", delivery.attempt.to_string().as_str());
+        if let Some(id) = &delivery.event_id {
+            headers.insert("Original-Msg-Id", id.as_str());
+        }
+        let subject = namespace.subject(&format!("deadletter.{}.{original}", self.service));
+        match self.bus.publish_with_headers(&subject, headers, message.payload.clone()).await {
+            Ok(_) => {
+                tracing::error!(
+                    consumer = %self.durable,
+                    subject = %original,
+                    reason,
+                    detail = truncate(detail, 512),
+                    stream_sequence = delivery.stream_sequence,
+                    "event moved to the dead-letter stream"
+                );
+                self.metrics.count(&self.durable, "dead_letter");
+                self.metrics
+                    .dead_lettered
+                    .get_or_create(&ConsumerLabels { consumer: self.durable.clone(), outcome: reason.to_owned() })
+                    .inc();
+                if let Err(err) = message.ack_with(AckKind::Term).await {
+                    tracing::warn!(consumer = %self.durable, error = %err, "term failed; a redelivery will be dead-lettered again (deduplicated)");
+                }
+            }
+            Err(err) => {
+                tracing::warn!(consumer = %self.durable, error = format!("{err:#}"), "cannot dead-letter; retrying the event");
+                drop(message.ack_with(AckKind::Nak(Some(self.settings.max_retry_delay))).await);
+            }
+        }
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// Headers of a dead-lettered message, for tools and tests.
+pub fn dead_letter_reason(headers: &HeaderMap) -> Option<String> {
+    headers.get("Dead-Letter-Reason").map(|v| v.as_str().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_grow_and_are_capped() {
+        let settings = ListenerSettings::default();
+        assert_eq!(settings.retry_delay(1), Duration::from_millis(200));
+        assert_eq!(settings.retry_delay(2), Duration::from_millis(400));
+        assert_eq!(settings.retry_delay(4), Duration::from_millis(1600));
+        assert_eq!(settings.retry_delay(60), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn long_details_are_truncated_on_a_character_boundary() {
+        assert_eq!(truncate("héllo", 2), "hé…");
+        assert_eq!(truncate("short", 10), "short");
+    }
+}

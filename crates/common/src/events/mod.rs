@@ -1,0 +1,444 @@
+//! Events between services, over NATS JetStream: the single place every service gets its
+//! subjects, streams, payloads, publishing, outbox and listener runtime from.
+//!
+//! - [`Subject`] names every event of the SPEC and the stream it belongs to; each payload
+//!   type implements [`Event`] for its subject.
+//! - [`EventBus`] connects to NATS, declares streams (idempotently, applying changed
+//!   configuration) and publishes with `Nats-Msg-Id` set to the event id, awaiting the
+//!   server's acknowledgement.
+//! - [`outbox`] makes publishing atomic with the state change (transactional outbox and its
+//!   relay); [`listener`] runs durable pull consumers with explicit acks, delayed retries
+//!   and a dead-letter stream; [`versioning`] holds the optimistic-concurrency rules.
+//!
+//! A [`Namespace`] prefixes every stream and subject, so several isolated environments (or
+//! tests) can share one NATS server. Production runs with the empty namespace, i.e. the
+//! SPEC's names exactly.
+
+pub mod listener;
+pub mod outbox;
+pub mod versioning;
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, stream};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigError, Env};
+use crate::money::Price;
+
+/// The header JetStream deduplicates on; it carries the event's own id.
+pub const MSG_ID_HEADER: &str = "Nats-Msg-Id";
+
+/// The streams, one per publishing service, plus the dead-letter stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamName {
+    Tickets,
+    Orders,
+    Payments,
+    Expiration,
+    DeadLetter,
+}
+
+impl StreamName {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Tickets => "TICKETS",
+            Self::Orders => "ORDERS",
+            Self::Payments => "PAYMENTS",
+            Self::Expiration => "EXPIRATION",
+            Self::DeadLetter => "DEADLETTER",
+        }
+    }
+
+    /// The subject filter the stream captures, without namespace (`ticket.>`).
+    pub const fn filter(self) -> &'static str {
+        match self {
+            Self::Tickets => "ticket.>",
+            Self::Orders => "order.>",
+            Self::Payments => "payment.>",
+            Self::Expiration => "expiration.>",
+            Self::DeadLetter => "deadletter.>",
+        }
+    }
+}
+
+/// Every event subject of the SPEC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Subject {
+    TicketCreated,
+    TicketUpdated,
+    OrderCreated,
+    OrderCancelled,
+    OrderCompleted,
+    ExpirationComplete,
+    PaymentCreated,
+}
+
+impl Subject {
+    pub const ALL: [Subject; 7] = [
+        Self::TicketCreated,
+        Self::TicketUpdated,
+        Self::OrderCreated,
+        Self::OrderCancelled,
+        Self::OrderCompleted,
+        Self::ExpirationComplete,
+        Self::PaymentCreated,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::TicketCreated => "ticket.created",
+            Self::TicketUpdated => "ticket.updated",
+            Self::OrderCreated => "order.created",
+            Self::OrderCancelled => "order.cancelled",
+            Self::OrderCompleted => "order.completed",
+            Self::ExpirationComplete => "expiration.complete",
+            Self::PaymentCreated => "payment.created",
+        }
+    }
+
+    pub const fn stream(self) -> StreamName {
+        match self {
+            Self::TicketCreated | Self::TicketUpdated => StreamName::Tickets,
+            Self::OrderCreated | Self::OrderCancelled | Self::OrderCompleted => StreamName::Orders,
+            Self::ExpirationComplete => StreamName::Expiration,
+            Self::PaymentCreated => StreamName::Payments,
+        }
+    }
+
+    pub fn parse(subject: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == subject)
+    }
+}
+
+/// A typed event payload bound to its subject.
+pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
+    const SUBJECT: Subject;
+}
+
+/// `ticket.created`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketCreated {
+    pub id: String,
+    pub version: i64,
+    pub title: String,
+    pub price: Price,
+    pub user_id: String,
+}
+
+/// `ticket.updated`; `orderId` is present while the ticket is reserved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketUpdated {
+    pub id: String,
+    pub version: i64,
+    pub title: String,
+    pub price: Price,
+    pub user_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+}
+
+/// The ticket as `order.created` carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderTicket {
+    pub id: String,
+    pub price: Price,
+}
+
+/// A reference to a ticket by id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketRef {
+    pub id: String,
+}
+
+/// `order.created`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderCreated {
+    pub id: String,
+    pub version: i64,
+    pub status: String,
+    pub user_id: String,
+    /// RFC 3339.
+    pub expires_at: String,
+    pub ticket: OrderTicket,
+}
+
+/// `order.cancelled`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCancelled {
+    pub id: String,
+    pub version: i64,
+    pub ticket: TicketRef,
+}
+
+/// `order.completed`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderCompleted {
+    pub id: String,
+    pub version: i64,
+    pub ticket: TicketRef,
+}
+
+/// `expiration.complete`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpirationComplete {
+    pub order_id: String,
+}
+
+/// `payment.created`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentCreated {
+    pub id: String,
+    pub order_id: String,
+    pub charge_id: String,
+}
+
+macro_rules! bind_subjects {
+    ($($ty:ty => $subject:ident),* $(,)?) => {
+        $(impl Event for $ty { const SUBJECT: Subject = Subject::$subject; })*
+    };
+}
+
+bind_subjects! {
+    TicketCreated => TicketCreated,
+    TicketUpdated => TicketUpdated,
+    OrderCreated => OrderCreated,
+    OrderCancelled => OrderCancelled,
+    OrderCompleted => OrderCompleted,
+    ExpirationComplete => ExpirationComplete,
+    PaymentCreated => PaymentCreated,
+}
+
+/// A new event id: a UUIDv7, so ids sort in creation order.
+pub fn new_event_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// A prefix for every stream and subject; empty in production.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Namespace(Option<String>);
+
+impl Namespace {
+    /// `name` must be a valid NATS token and stream-name part (letters, digits, `_`, `-`).
+    pub fn new(name: Option<&str>) -> Result<Self, String> {
+        match name {
+            None | Some("") => Ok(Self(None)),
+            Some(n) if n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') => {
+                Ok(Self(Some(n.to_owned())))
+            }
+            Some(n) => Err(format!("{n:?} may only contain letters, digits, '_' and '-'")),
+        }
+    }
+
+    pub fn subject(&self, subject: &str) -> String {
+        match &self.0 {
+            Some(ns) => format!("{ns}.{subject}"),
+            None => subject.to_owned(),
+        }
+    }
+
+    pub fn stream(&self, stream: StreamName) -> String {
+        match &self.0 {
+            Some(ns) => format!("{}_{}", ns.to_uppercase(), stream.as_str()),
+            None => stream.as_str().to_owned(),
+        }
+    }
+
+    /// A consumer or other name unique within the namespace.
+    pub fn name(&self, name: &str) -> String {
+        match &self.0 {
+            Some(ns) => format!("{ns}-{name}"),
+            None => name.to_owned(),
+        }
+    }
+
+    /// The logical subject of a namespaced one (`t1.ticket.created` -> `ticket.created`).
+    pub fn strip<'a>(&self, subject: &'a str) -> &'a str {
+        match &self.0 {
+            Some(ns) => subject.strip_prefix(ns.as_str()).and_then(|s| s.strip_prefix('.')).unwrap_or(subject),
+            None => subject,
+        }
+    }
+}
+
+/// Where NATS is: `NATS_URL`, and the optional `EVENT_NAMESPACE`.
+#[derive(Debug, Clone)]
+pub struct NatsSettings {
+    pub url: String,
+    pub namespace: Namespace,
+    /// How long start-up waits for the server (`STARTUP_TIMEOUT_SECONDS`, default 60).
+    pub startup_timeout: Duration,
+}
+
+impl NatsSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let namespace = Namespace::new(env.get("EVENT_NAMESPACE"))
+            .map_err(|reason| ConfigError::Invalid { name: "EVENT_NAMESPACE", reason })?;
+        Ok(Self {
+            url: env.required("NATS_URL")?.to_owned(),
+            namespace,
+            startup_timeout: env.seconds_or("STARTUP_TIMEOUT_SECONDS", 60)?,
+        })
+    }
+}
+
+/// A NATS connection with its JetStream context and namespace. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct EventBus {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    namespace: Namespace,
+}
+
+/// How long a publish waits for the server's acknowledgement.
+const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl EventBus {
+    /// Connects, retrying with growing pauses until the server answers or the start-up
+    /// timeout passes. Once connected the client reconnects on its own, forever.
+    pub async fn connect(settings: &NatsSettings, name: &str) -> anyhow::Result<Self> {
+        let deadline = tokio::time::Instant::now() + settings.startup_timeout;
+        let mut pause = Duration::from_millis(200);
+        loop {
+            let options = async_nats::ConnectOptions::new()
+                .name(name)
+                .max_reconnects(None)
+                .connection_timeout(Duration::from_secs(2));
+            match options.connect(settings.url.as_str()).await {
+                Ok(client) => return Ok(Self::new(client, settings.namespace.clone())),
+                Err(err) if tokio::time::Instant::now() + pause < deadline => {
+                    tracing::warn!(error = %err, retry_in = ?pause, "NATS not reachable yet");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                Err(err) => return Err(anyhow::Error::new(err).context("NATS unreachable at start-up")),
+            }
+        }
+    }
+
+    pub fn new(client: async_nats::Client, namespace: Namespace) -> Self {
+        let jetstream = jetstream::ContextBuilder::new().timeout(PUBLISH_ACK_TIMEOUT).build(client.clone());
+        Self { client, jetstream, namespace }
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.jetstream
+    }
+
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    /// The stream's configuration: file storage, full history kept (the query service
+    /// rebuilds from it), a ten-minute deduplication window for `Nats-Msg-Id`.
+    pub fn stream_config(&self, stream: StreamName) -> stream::Config {
+        stream::Config {
+            name: self.namespace.stream(stream),
+            subjects: vec![self.namespace.subject(stream.filter())],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            duplicate_window: Duration::from_secs(600),
+            allow_direct: true,
+            ..Default::default()
+        }
+    }
+
+    /// Creates the stream, or applies the configuration to an existing one.
+    pub async fn ensure_stream(&self, stream: StreamName) -> anyhow::Result<()> {
+        self.jetstream
+            .create_or_update_stream(self.stream_config(stream))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot declare stream {}: {e}", self.namespace.stream(stream)))?;
+        Ok(())
+    }
+
+    /// Publishes a payload on a (logical) subject with the event id as `Nats-Msg-Id`, and
+    /// waits for the stream's acknowledgement. Returns whether the server dropped it as a
+    /// duplicate.
+    pub async fn publish_raw(&self, subject: &str, event_id: &str, payload: Bytes) -> anyhow::Result<bool> {
+        let mut headers = HeaderMap::new();
+        headers.insert(MSG_ID_HEADER, event_id);
+        self.publish_with_headers(&self.namespace.subject(subject), headers, payload).await
+    }
+
+    /// Publishes on an exact (already namespaced) subject and awaits the acknowledgement.
+    pub async fn publish_with_headers(
+        &self,
+        subject: &str,
+        headers: HeaderMap,
+        payload: Bytes,
+    ) -> anyhow::Result<bool> {
+        let ack = self.jetstream.publish_with_headers(subject.to_owned(), headers, payload).await?.await?;
+        Ok(ack.duplicate)
+    }
+
+    /// Serialises and publishes a typed event directly (without the outbox). Services
+    /// publish through the outbox; this is for tools and tests.
+    pub async fn publish<E: Event>(&self, event_id: &str, event: &E) -> anyhow::Result<bool> {
+        let payload = serde_json::to_vec(event)?;
+        self.publish_raw(E::SUBJECT.as_str(), event_id, payload.into()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_use_the_spec_camel_case_names() {
+        let event = OrderCreated {
+            id: "o1".into(),
+            version: 0,
+            status: "created".into(),
+            user_id: "u1".into(),
+            expires_at: "2026-01-01T00:00:00Z".into(),
+            ticket: OrderTicket { id: "t1".into(), price: Price::from_cents(2050).unwrap() },
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"id":"o1","version":0,"status":"created","userId":"u1",
+                "expiresAt":"2026-01-01T00:00:00Z","ticket":{"id":"t1","price":20.5}})
+        );
+        let updated = TicketUpdated {
+            id: "t".into(),
+            version: 1,
+            title: "x".into(),
+            price: Price::from_cents(100).unwrap(),
+            user_id: "u".into(),
+            order_id: None,
+        };
+        assert!(serde_json::to_value(&updated).unwrap().get("orderId").is_none());
+    }
+
+    #[test]
+    fn every_subject_belongs_to_its_publishers_stream() {
+        for subject in Subject::ALL {
+            let filter = subject.stream().filter().trim_end_matches('>');
+            assert!(subject.as_str().starts_with(filter), "{subject:?}");
+            assert_eq!(Subject::parse(subject.as_str()), Some(subject));
+        }
+    }
+
+    #[test]
+    fn a_namespace_prefixes_streams_subjects_and_names() {
+        let ns = Namespace::new(Some("t1a")).unwrap();
+        assert_eq!(ns.stream(StreamName::Tickets), "T1A_TICKETS");
+        assert_eq!(ns.subject("ticket.created"), "t1a.ticket.created");
+        assert_eq!(ns.strip("t1a.ticket.created"), "ticket.created");
+        assert_eq!(Namespace::default().stream(StreamName::Orders), "ORDERS");
+        assert!(Namespace::new(Some("a.b")).is_err());
+    }
+}

@@ -1,0 +1,107 @@
+//! A running service: the HTTP server plus its background tasks (outbox relay, listeners),
+//! started together and stopped together by one cancellation token.
+//!
+//! On shutdown the server stops accepting, in-flight requests finish, every task is
+//! cancelled and awaited (listeners finish the messages they hold), and the NATS
+//! connection is drained. A task that ends on its own before shutdown is a bug or a fatal
+//! condition: it is logged and stops the whole service, so the orchestrator restarts it
+//! instead of leaving a half-working process.
+
+use std::future::Future;
+
+use axum::Router;
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::HttpSettings;
+use crate::events::EventBus;
+
+type Task = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
+
+/// A service bound to its port, with the tasks it runs beside the HTTP server.
+pub struct Service {
+    name: &'static str,
+    listener: TcpListener,
+    router: Router,
+    tasks: Vec<(&'static str, Task)>,
+    bus: Option<EventBus>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("name", &self.name)
+            .field("port", &self.port())
+            .field("tasks", &self.tasks.iter().map(|(n, _)| *n).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// Binds the configured host and port (port 0 picks a free one).
+    pub async fn bind(name: &'static str, settings: &HttpSettings, router: Router) -> std::io::Result<Self> {
+        let listener = crate::http::bind(settings).await?;
+        Ok(Self { name, listener, router, tasks: Vec::new(), bus: None })
+    }
+
+    /// Adds a background task; it receives the token that tells it to stop.
+    pub fn with_task<F, Fut>(mut self, name: &'static str, task: F) -> Self
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.push((name, Box::new(move |token| Box::pin(task(token)))));
+        self
+    }
+
+    /// The NATS connection to drain at shutdown.
+    pub fn with_bus(mut self, bus: EventBus) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    /// Runs until `shutdown` is cancelled (or a task dies), then stops everything in order.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let name = self.name;
+        let tracker = TaskTracker::new();
+        let failed = CancellationToken::new();
+        for (task_name, task) in self.tasks {
+            let (token, shutdown, failed) = (shutdown.child_token(), shutdown.clone(), failed.clone());
+            tracker.spawn(async move {
+                task(token).await;
+                if !shutdown.is_cancelled() {
+                    tracing::error!(
+                        service = name,
+                        task = task_name,
+                        "background task stopped unexpectedly; stopping the service"
+                    );
+                    failed.cancel();
+                    shutdown.cancel();
+                }
+            });
+        }
+        tracker.close();
+        tracing::info!(service = name, port = self.listener.local_addr()?.port(), "listening");
+        let served = crate::http::serve(self.listener, self.router, shutdown.clone()).await;
+        shutdown.cancel();
+        tracker.wait().await;
+        if let Some(bus) = self.bus
+            && let Err(err) = bus.client().drain().await
+        {
+            tracing::warn!(error = %err, "draining the NATS connection failed");
+        }
+        served?;
+        if failed.is_cancelled() {
+            anyhow::bail!("{name}: a background task stopped unexpectedly");
+        }
+        tracing::info!(service = name, "stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,189 @@
+//! `spawn_app()`: the tickets application on port 0 with its own database, event
+//! namespace and JWT key, plus a direct NATS connection to observe and inject events.
+
+use std::time::Duration;
+
+use common::Sessions;
+use common::config::{HttpSettings, SessionSettings};
+use common::events::{Event, EventBus, OrderCancelled, OrderCreated, OrderTicket, StreamName, TicketRef, new_event_id};
+use common::money::Price;
+use common::shutdown::CancellationToken;
+use common::testing::{
+    StopOnDrop, StoredMessage, TcpProxy, fast_listener_settings, fresh_mongo, fresh_nats, object_id_hex,
+    random_jwt_key, session_cookie, wait_for_messages,
+};
+use serde_json::{Value, json};
+use tickets::{Application, Config};
+
+pub const WAIT: Duration = Duration::from_secs(15);
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub sessions: Sessions,
+    /// A direct connection in the app's namespace.
+    pub bus: EventBus,
+    pub db: mongodb::Database,
+    /// Between the app and NATS, when spawned with `spawn_app_behind_nats_proxy`.
+    pub nats_proxy: Option<TcpProxy>,
+    _stop: StopOnDrop,
+}
+
+fn test_config() -> Config {
+    Config {
+        http: HttpSettings {
+            port: 0,
+            host: "127.0.0.1".into(),
+            request_timeout: Duration::from_secs(10),
+            body_limit: 16 * 1024,
+        },
+        mongo: fresh_mongo("tickets"),
+        nats: fresh_nats(),
+        session: SessionSettings { jwt_key: random_jwt_key(), jwt_ttl: Duration::from_secs(900), cookie_secure: false },
+        listener: fast_listener_settings(),
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn(test_config(), None).await
+}
+
+/// The app reaches NATS through a proxy the test can cut.
+pub async fn spawn_app_behind_nats_proxy() -> TestApp {
+    let mut config = test_config();
+    let target = config.nats.url.trim_start_matches("nats://").to_owned();
+    let proxy = TcpProxy::start(&target).await.expect("a proxy");
+    config.nats.url = format!("nats://{}", proxy.addr());
+    spawn(config, Some(proxy)).await
+}
+
+async fn spawn(config: Config, nats_proxy: Option<TcpProxy>) -> TestApp {
+    let sessions = config.session.sessions();
+    let direct = common::events::NatsSettings { url: common::testing::nats_url(), ..config.nats.clone() };
+    let bus = EventBus::connect(&direct, "tickets-test").await.expect("a NATS connection");
+    let db = mongodb::Client::with_uri_str(common::config::with_database(
+        &common::testing::mongo_base_uri(),
+        &config.mongo.database,
+    ))
+    .await
+    .expect("a MongoDB client")
+    .database(&config.mongo.database);
+    let application = Application::build(config).await.expect("the application builds");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(application.run_until_stopped(shutdown.clone()));
+    TestApp { address, client: reqwest::Client::new(), sessions, bus, db, nats_proxy, _stop: StopOnDrop(shutdown) }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// A signed-in user: their id and `Cookie` header.
+    pub fn user(&self) -> (String, String) {
+        let id = object_id_hex();
+        let cookie = session_cookie(&self.sessions, &id);
+        (id, cookie)
+    }
+
+    pub async fn post_ticket(&self, cookie: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut request = self.client.post(self.url("/api/tickets")).json(body);
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", cookie);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn put_ticket(&self, cookie: Option<&str>, id: &str, body: &Value) -> reqwest::Response {
+        let mut request = self.client.put(self.url(&format!("/api/tickets/{id}"))).json(body);
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", cookie);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request sent")
+    }
+
+    /// Creates a ticket as `cookie`'s user and returns its JSON.
+    pub async fn create_ticket(&self, cookie: &str, title: &str, price: f64) -> Value {
+        let response = self.post_ticket(Some(cookie), &json!({"title": title, "price": price})).await;
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    }
+
+    pub async fn ticket(&self, id: &str) -> Value {
+        let response = self.get(&format!("/api/tickets/{id}")).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Publishes an event as another service would, with a fresh event id.
+    pub async fn publish<E: Event>(&self, event: &E) {
+        self.bus.ensure_stream(E::SUBJECT.stream()).await.expect("the publisher's stream");
+        self.bus.publish(&new_event_id(), event).await.expect("published");
+    }
+
+    /// Waits until `count` messages are stored under `subject` in the TICKETS stream.
+    pub async fn ticket_events(&self, subject: &str, count: usize) -> Vec<StoredMessage> {
+        wait_for_messages(&self.bus, StreamName::Tickets, subject, count, WAIT).await
+    }
+
+    /// Waits until the ticket reaches `version` (through the API).
+    pub async fn wait_for_version(&self, id: &str, version: i64) -> Value {
+        common::testing::eventually(WAIT, || async {
+            let ticket = self.ticket(id).await;
+            (ticket["version"] == version).then_some(ticket)
+        })
+        .await
+        .unwrap_or_else(|| panic!("ticket {id} never reached version {version}"))
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.text().await.unwrap()
+    }
+
+    /// Waits until the consumer for `subject` has handled `count` deliveries with `outcome`.
+    pub async fn wait_for_outcome(&self, subject: &str, outcome: &str, count: u64) {
+        let consumer = format!("tickets-{}", subject.replace('.', "-"));
+        let found = common::testing::eventually(WAIT, || async {
+            let metrics = self.metrics().await;
+            metrics
+                .lines()
+                .filter(|l| l.starts_with("events_handled_total{") && l.contains(&consumer))
+                .filter(|l| l.contains(&format!("outcome=\"{outcome}\"")))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .find(|n| *n >= count)
+        })
+        .await;
+        assert!(found.is_some(), "{consumer} never reached {count} x {outcome}:\n{}", self.metrics().await);
+    }
+}
+
+pub fn order_created(order_id: &str, ticket_id: &str) -> OrderCreated {
+    OrderCreated {
+        id: order_id.to_owned(),
+        version: 0,
+        status: "created".into(),
+        user_id: object_id_hex(),
+        expires_at: "2030-01-01T00:00:00Z".into(),
+        ticket: OrderTicket { id: ticket_id.to_owned(), price: Price::from_cents(1000).unwrap() },
+    }
+}
+
+pub fn order_cancelled(order_id: &str, ticket_id: &str) -> OrderCancelled {
+    OrderCancelled { id: order_id.to_owned(), version: 1, ticket: TicketRef { id: ticket_id.to_owned() } }
+}
+
+/// The envelope's entries as (message, field) pairs.
+pub async fn errors(response: reqwest::Response) -> Vec<(String, Option<String>)> {
+    let body: Value = response.json().await.expect("an error body in JSON");
+    body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not an error envelope: {body}"))
+        .iter()
+        .map(|e| (e["message"].as_str().unwrap().to_owned(), e["field"].as_str().map(str::to_owned)))
+        .collect()
+}
