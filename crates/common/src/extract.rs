@@ -81,7 +81,26 @@ pub fn object_id(raw: &str) -> Result<bson::oid::ObjectId, ApiError> {
     bson::oid::ObjectId::parse_str(raw).map_err(|_| ApiError::NotFound)
 }
 
-/// Flattens validator's errors into envelope entries, sorted by field for stable output.
+/// validator names fields as they are in Rust (`ticket_id`); clients know them by their
+/// JSON names, which the SPEC makes camelCase (`ticketId`).
+fn camel_case(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut upper = false;
+    for c in field.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Flattens validator's errors into envelope entries, sorted by field for stable output,
+/// named as the JSON body names them.
 pub fn validation_items(errors: &ValidationErrors) -> Vec<ErrorItem> {
     let mut items: Vec<ErrorItem> = errors
         .field_errors()
@@ -90,7 +109,7 @@ pub fn validation_items(errors: &ValidationErrors) -> Vec<ErrorItem> {
             errs.iter().map(move |err| {
                 let message =
                     err.message.as_ref().map(ToString::to_string).unwrap_or_else(|| format!("{field} is invalid"));
-                ErrorItem::field(field.to_string(), message)
+                ErrorItem::field(camel_case(&field), message)
             })
         })
         .collect();
@@ -142,6 +161,13 @@ mod tests {
     #[test]
     fn a_non_object_body_is_refused() {
         assert!(matches!(parse_json::<Body>(b"[1,2]"), Err(ApiError::BadRequest(_))));
+    }
+
+    #[test]
+    fn rust_field_names_are_reported_by_their_camel_case_json_names() {
+        assert_eq!(camel_case("ticket_id"), "ticketId");
+        assert_eq!(camel_case("email"), "email");
+        assert_eq!(camel_case("order_id_x"), "orderIdX");
     }
 
     #[test]

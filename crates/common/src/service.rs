@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::HttpSettings;
-use crate::events::EventBus;
+use crate::events::listener::{self, Handler, ListenerContext};
+use crate::events::{Event, EventBus};
 
 type Task = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
 
@@ -54,6 +55,12 @@ impl Service {
     {
         self.tasks.push((name, Box::new(move |token| Box::pin(task(token)))));
         self
+    }
+
+    /// Adds a listener for `H`'s subject (see [`crate::events::listener`]).
+    pub fn with_listener<H: Handler>(self, context: &ListenerContext, handler: H) -> Self {
+        let context = context.clone();
+        self.with_task(H::Event::SUBJECT.as_str(), move |token| listener::run(context, handler, token))
     }
 
     /// The NATS connection to drain at shutdown.

@@ -256,3 +256,113 @@ pub fn session_cookie(sessions: &crate::Sessions, user_id: &str) -> String {
     let (token, _) = sessions.issue(user_id, &format!("{user_id}@test.com")).expect("a token");
     format!("{}={}", crate::session::SESSION_COOKIE, crate::session::encode_session_cookie(&token))
 }
+
+/// An HTTP client for one test application, with the session cookie as an argument.
+#[derive(Debug, Clone)]
+pub struct TestHttp {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl TestHttp {
+    pub fn new(port: u16) -> Self {
+        Self { base: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn with_cookie(request: reqwest::RequestBuilder, cookie: Option<&str>) -> reqwest::RequestBuilder {
+        match cookie {
+            Some(cookie) => request.header("Cookie", cookie),
+            None => request,
+        }
+    }
+
+    pub async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        Self::with_cookie(self.client.get(self.url(path)), cookie).send().await.expect("request sent")
+    }
+
+    pub async fn post(&self, path: &str, cookie: Option<&str>, body: &serde_json::Value) -> reqwest::Response {
+        Self::with_cookie(self.client.post(self.url(path)).json(body), cookie).send().await.expect("request sent")
+    }
+
+    pub async fn put(&self, path: &str, cookie: Option<&str>, body: &serde_json::Value) -> reqwest::Response {
+        Self::with_cookie(self.client.put(self.url(path)).json(body), cookie).send().await.expect("request sent")
+    }
+
+    pub async fn delete(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        Self::with_cookie(self.client.delete(self.url(path)), cookie).send().await.expect("request sent")
+    }
+
+    /// The application's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics", None).await.text().await.expect("metrics text")
+    }
+
+    /// Waits until the listener `consumer` (`<service>-<subject-with-dashes>`) has handled
+    /// at least `count` deliveries with `outcome` (`ack`, `retry`, `dead_letter`).
+    pub async fn wait_for_outcome(&self, consumer: &str, outcome: &str, count: u64) {
+        let outcome_label = format!("outcome=\"{outcome}\"");
+        let found = eventually(std::time::Duration::from_secs(15), || async {
+            self.metrics()
+                .await
+                .lines()
+                .filter(|l| {
+                    l.starts_with("events_handled_total{") && l.contains(consumer) && l.contains(&outcome_label)
+                })
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .find(|n| *n >= count)
+        })
+        .await;
+        assert!(found.is_some(), "{consumer} never reached {count} x {outcome}:\n{}", self.metrics().await);
+    }
+}
+
+/// The envelope's entries as (message, field) pairs; panics if the body is not one.
+pub async fn envelope(response: reqwest::Response) -> Vec<(String, Option<String>)> {
+    let body: serde_json::Value = response.json().await.expect("an error body in JSON");
+    body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not an error envelope: {body}"))
+        .iter()
+        .map(|e| (e["message"].as_str().unwrap_or_default().to_owned(), e["field"].as_str().map(str::to_owned)))
+        .collect()
+}
+
+/// A client for a test database by name, connected directly to the test server.
+pub async fn test_database(name: &str) -> mongodb::Database {
+    mongodb::Client::with_uri_str(crate::config::with_database(&mongo_base_uri(), name))
+        .await
+        .expect("a MongoDB client")
+        .database(name)
+}
+
+/// Publishes `event` as its owning service would (stream declared, fresh event id) and
+/// returns the event id.
+pub async fn publish_event<E: crate::events::Event>(bus: &crate::events::EventBus, event: &E) -> String {
+    bus.ensure_stream(E::SUBJECT.stream()).await.expect("the publisher's stream");
+    let id = crate::events::new_event_id();
+    bus.publish(&id, event).await.expect("published");
+    id
+}
+
+/// Settings for the HTTP server of a test application.
+pub fn test_http_settings() -> crate::config::HttpSettings {
+    crate::config::HttpSettings {
+        port: 0,
+        host: "127.0.0.1".into(),
+        request_timeout: std::time::Duration::from_secs(10),
+        body_limit: 16 * 1024,
+    }
+}
+
+/// Session settings with a fresh random key.
+pub fn test_session_settings() -> crate::config::SessionSettings {
+    crate::config::SessionSettings {
+        jwt_key: random_jwt_key(),
+        jwt_ttl: std::time::Duration::from_secs(900),
+        cookie_secure: false,
+    }
+}

@@ -72,22 +72,19 @@ impl Application {
         let state = AppState { store: store.clone(), sessions: config.session.sessions() };
         let router = finish_router(routes::router().with_state(state), &platform);
 
+        let listeners = listener::ListenerContext {
+            bus: bus.clone(),
+            service: SERVICE,
+            settings: config.listener.clone(),
+            metrics: listener_metrics,
+        };
         let relay = store.outbox().relay(bus.clone());
-        let (created, cancelled) =
-            (OrderCreatedHandler { store: store.clone() }, OrderCancelledHandler { store: store.clone() });
-        let (bus_created, bus_cancelled) = (bus.clone(), bus.clone());
-        let (settings_created, settings_cancelled) = (config.listener.clone(), config.listener.clone());
-        let metrics_cancelled = listener_metrics.clone();
         let service = Service::bind(SERVICE, &config.http, router)
             .await?
             .with_bus(bus)
             .with_task("outbox-relay", move |token| relay.run(token))
-            .with_task("order-created", move |token| {
-                listener::run(bus_created, SERVICE, created, settings_created, listener_metrics, token)
-            })
-            .with_task("order-cancelled", move |token| {
-                listener::run(bus_cancelled, SERVICE, cancelled, settings_cancelled, metrics_cancelled, token)
-            });
+            .with_listener(&listeners, OrderCreatedHandler { store: store.clone() })
+            .with_listener(&listeners, OrderCancelledHandler { store });
         Ok(Self { service })
     }
 

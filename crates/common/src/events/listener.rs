@@ -135,16 +135,20 @@ impl ListenerMetrics {
     }
 }
 
+/// What every listener of a service shares.
+#[derive(Clone, Debug)]
+pub struct ListenerContext {
+    pub bus: EventBus,
+    /// The listening service's name: consumers are `<service>-<subject>`.
+    pub service: &'static str,
+    pub settings: ListenerSettings,
+    pub metrics: ListenerMetrics,
+}
+
 /// Declares the dead-letter stream and the durable consumer for `H`'s subject, then
 /// handles messages until `shutdown`. Returns once in-flight messages are finished.
-pub async fn run<H: Handler>(
-    bus: EventBus,
-    service: &'static str,
-    handler: H,
-    settings: ListenerSettings,
-    metrics: ListenerMetrics,
-    shutdown: CancellationToken,
-) {
+pub async fn run<H: Handler>(context: ListenerContext, handler: H, shutdown: CancellationToken) {
+    let ListenerContext { bus, service, settings, metrics } = context;
     let subject = H::Event::SUBJECT;
     let durable = bus.namespace().name(&format!("{service}-{}", subject.as_str().replace('.', "-")));
     let worker = Arc::new(Worker { bus, service, durable, handler, settings, metrics });

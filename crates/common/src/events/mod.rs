@@ -143,6 +143,34 @@ pub struct TicketUpdated {
     pub order_id: Option<String>,
 }
 
+/// The statuses of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OrderStatus {
+    /// Reserved, waiting for payment until it expires.
+    #[serde(rename = "created")]
+    Created,
+    /// Cancelled by the user or expired; the ticket is released.
+    #[serde(rename = "cancelled")]
+    Cancelled,
+    /// Reserved in the SPEC, unused.
+    #[serde(rename = "awaiting:payment")]
+    AwaitingPayment,
+    /// Paid; final.
+    #[serde(rename = "complete")]
+    Complete,
+}
+
+impl OrderStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Cancelled => "cancelled",
+            Self::AwaitingPayment => "awaiting:payment",
+            Self::Complete => "complete",
+        }
+    }
+}
+
 /// The ticket as `order.created` carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderTicket {
@@ -162,7 +190,7 @@ pub struct TicketRef {
 pub struct OrderCreated {
     pub id: String,
     pub version: i64,
-    pub status: String,
+    pub status: OrderStatus,
     pub user_id: String,
     /// RFC 3339.
     pub expires_at: String,
@@ -401,7 +429,7 @@ mod tests {
         let event = OrderCreated {
             id: "o1".into(),
             version: 0,
-            status: "created".into(),
+            status: OrderStatus::Created,
             user_id: "u1".into(),
             expires_at: "2026-01-01T00:00:00Z".into(),
             ticket: OrderTicket { id: "t1".into(), price: Price::from_cents(2050).unwrap() },

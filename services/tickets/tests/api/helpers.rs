@@ -4,13 +4,12 @@
 use std::time::Duration;
 
 use common::Sessions;
-use common::config::{HttpSettings, SessionSettings};
-use common::events::{Event, EventBus, OrderCancelled, OrderCreated, OrderTicket, StreamName, TicketRef, new_event_id};
+use common::events::{Event, EventBus, OrderCancelled, OrderCreated, OrderTicket, StreamName, TicketRef};
 use common::money::Price;
 use common::shutdown::CancellationToken;
 use common::testing::{
     StopOnDrop, StoredMessage, TcpProxy, fast_listener_settings, fresh_mongo, fresh_nats, object_id_hex,
-    random_jwt_key, session_cookie, wait_for_messages,
+    session_cookie, wait_for_messages,
 };
 use serde_json::{Value, json};
 use tickets::{Application, Config};
@@ -20,6 +19,7 @@ pub const WAIT: Duration = Duration::from_secs(15);
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
+    pub http: common::testing::TestHttp,
     pub sessions: Sessions,
     /// A direct connection in the app's namespace.
     pub bus: EventBus,
@@ -31,15 +31,10 @@ pub struct TestApp {
 
 fn test_config() -> Config {
     Config {
-        http: HttpSettings {
-            port: 0,
-            host: "127.0.0.1".into(),
-            request_timeout: Duration::from_secs(10),
-            body_limit: 16 * 1024,
-        },
+        http: common::testing::test_http_settings(),
         mongo: fresh_mongo("tickets"),
         nats: fresh_nats(),
-        session: SessionSettings { jwt_key: random_jwt_key(), jwt_ttl: Duration::from_secs(900), cookie_secure: false },
+        session: common::testing::test_session_settings(),
         listener: fast_listener_settings(),
     }
 }
@@ -61,18 +56,22 @@ async fn spawn(config: Config, nats_proxy: Option<TcpProxy>) -> TestApp {
     let sessions = config.session.sessions();
     let direct = common::events::NatsSettings { url: common::testing::nats_url(), ..config.nats.clone() };
     let bus = EventBus::connect(&direct, "tickets-test").await.expect("a NATS connection");
-    let db = mongodb::Client::with_uri_str(common::config::with_database(
-        &common::testing::mongo_base_uri(),
-        &config.mongo.database,
-    ))
-    .await
-    .expect("a MongoDB client")
-    .database(&config.mongo.database);
+    let db = common::testing::test_database(&config.mongo.database).await;
     let application = Application::build(config).await.expect("the application builds");
-    let address = format!("http://127.0.0.1:{}", application.port());
+    let http = common::testing::TestHttp::new(application.port());
+    let address = http.base.clone();
     let shutdown = CancellationToken::new();
     tokio::spawn(application.run_until_stopped(shutdown.clone()));
-    TestApp { address, client: reqwest::Client::new(), sessions, bus, db, nats_proxy, _stop: StopOnDrop(shutdown) }
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        http,
+        sessions,
+        bus,
+        db,
+        nats_proxy,
+        _stop: StopOnDrop(shutdown),
+    }
 }
 
 impl TestApp {
@@ -122,8 +121,7 @@ impl TestApp {
 
     /// Publishes an event as another service would, with a fresh event id.
     pub async fn publish<E: Event>(&self, event: &E) {
-        self.bus.ensure_stream(E::SUBJECT.stream()).await.expect("the publisher's stream");
-        self.bus.publish(&new_event_id(), event).await.expect("published");
+        common::testing::publish_event(&self.bus, event).await;
     }
 
     /// Waits until `count` messages are stored under `subject` in the TICKETS stream.
@@ -141,24 +139,14 @@ impl TestApp {
         .unwrap_or_else(|| panic!("ticket {id} never reached version {version}"))
     }
 
-    pub async fn metrics(&self) -> String {
-        self.get("/metrics").await.text().await.unwrap()
-    }
-
     /// Waits until the consumer for `subject` has handled `count` deliveries with `outcome`.
     pub async fn wait_for_outcome(&self, subject: &str, outcome: &str, count: u64) {
         let consumer = format!("tickets-{}", subject.replace('.', "-"));
-        let found = common::testing::eventually(WAIT, || async {
-            let metrics = self.metrics().await;
-            metrics
-                .lines()
-                .filter(|l| l.starts_with("events_handled_total{") && l.contains(&consumer))
-                .filter(|l| l.contains(&format!("outcome=\"{outcome}\"")))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-                .find(|n| *n >= count)
-        })
-        .await;
-        assert!(found.is_some(), "{consumer} never reached {count} x {outcome}:\n{}", self.metrics().await);
+        self.http.wait_for_outcome(&consumer, outcome, count).await;
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.http.metrics().await
     }
 }
 
@@ -166,7 +154,7 @@ pub fn order_created(order_id: &str, ticket_id: &str) -> OrderCreated {
     OrderCreated {
         id: order_id.to_owned(),
         version: 0,
-        status: "created".into(),
+        status: common::events::OrderStatus::Created,
         user_id: object_id_hex(),
         expires_at: "2030-01-01T00:00:00Z".into(),
         ticket: OrderTicket { id: ticket_id.to_owned(), price: Price::from_cents(1000).unwrap() },
@@ -177,13 +165,4 @@ pub fn order_cancelled(order_id: &str, ticket_id: &str) -> OrderCancelled {
     OrderCancelled { id: order_id.to_owned(), version: 1, ticket: TicketRef { id: ticket_id.to_owned() } }
 }
 
-/// The envelope's entries as (message, field) pairs.
-pub async fn errors(response: reqwest::Response) -> Vec<(String, Option<String>)> {
-    let body: Value = response.json().await.expect("an error body in JSON");
-    body["errors"]
-        .as_array()
-        .unwrap_or_else(|| panic!("not an error envelope: {body}"))
-        .iter()
-        .map(|e| (e["message"].as_str().unwrap().to_owned(), e["field"].as_str().map(str::to_owned)))
-        .collect()
-}
+pub use common::testing::envelope as errors;

@@ -1,0 +1,196 @@
+//! Durable schedules, one per order, in this worker's own database (`schedules`).
+//!
+//! Why a schedule in MongoDB rather than delayed JetStream redelivery: a schedule here is
+//! an ordinary document, so it survives restarts of the worker and of NATS, can be
+//! cancelled by `order.cancelled`/`order.completed` (even one that arrives before the
+//! `order.created` it cancels), is visible to operators, and does not hold one unacked
+//! message per pending order against the consumer's `max_ack_pending` for up to fifteen
+//! minutes.
+//!
+//! Firing is one transaction: move the schedule from `pending` to `fired` with a
+//! conditional update and stage `expiration.complete` in the outbox. With several
+//! replicas polling, only one transaction can make that move for a given order, so each
+//! order expires once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bson::doc;
+use common::events::ExpirationComplete;
+use common::events::outbox::Outbox;
+use futures::TryStreamExt;
+use mongodb::options::UpdateOptions;
+use mongodb::{Client, Collection, Database, IndexModel};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Where a schedule stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Waiting for `expiresAt`.
+    Pending,
+    /// `expiration.complete` was staged.
+    Fired,
+    /// The order was cancelled or completed first: nothing to do.
+    Skipped,
+}
+
+/// The schedule of one order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// The order id.
+    #[serde(rename = "_id")]
+    pub order_id: String,
+    #[serde(rename = "expiresAt", default)]
+    pub expires_at: Option<bson::DateTime>,
+    pub state: State,
+}
+
+/// The schedules and the worker's outbox. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Schedules {
+    client: Client,
+    schedules: Collection<Schedule>,
+    outbox: Outbox,
+    wake: Arc<Notify>,
+}
+
+impl Schedules {
+    pub fn new(db: &Database, outbox: Outbox) -> Self {
+        Self {
+            client: db.client().clone(),
+            schedules: db.collection("schedules"),
+            outbox,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    pub async fn ensure_indexes(&self) -> mongodb::error::Result<()> {
+        self.schedules.create_index(IndexModel::builder().keys(doc! { "state": 1, "expiresAt": 1 }).build()).await?;
+        self.outbox.ensure_indexes().await
+    }
+
+    pub async fn find(&self, order_id: &str) -> mongodb::error::Result<Option<Schedule>> {
+        self.schedules.find_one(doc! { "_id": order_id }).await
+    }
+
+    /// `order.created`: schedules the order's expiration, unless it is known already (a
+    /// redelivery, or an order cancelled before its creation arrived).
+    pub async fn schedule(&self, order_id: &str, expires_at: bson::DateTime) -> mongodb::error::Result<()> {
+        self.schedules
+            .update_one(
+                doc! { "_id": order_id },
+                doc! { "$setOnInsert": { "expiresAt": expires_at, "state": "pending" } },
+            )
+            .with_options(UpdateOptions::builder().upsert(true).build())
+            .await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// `order.cancelled` / `order.completed`: the schedule will not fire. A schedule that
+    /// fired already stays fired (orders ignores the expiration of a finished order).
+    pub async fn skip(&self, order_id: &str) -> mongodb::error::Result<()> {
+        let result = self
+            .schedules
+            .update_one(doc! { "_id": order_id, "state": { "$ne": "fired" } }, doc! { "$set": { "state": "skipped" } })
+            .with_options(UpdateOptions::builder().upsert(true).build())
+            .await;
+        match result {
+            // The upsert collided with an existing, fired schedule: nothing to do.
+            Err(err) if common::mongo::is_duplicate_key(&err) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    /// Fires every schedule due at `now` (up to `limit`); returns how many this call fired.
+    pub async fn fire_due(&self, now: bson::DateTime, limit: i64) -> mongodb::error::Result<usize> {
+        let due: Vec<Schedule> = self
+            .schedules
+            .find(doc! { "state": "pending", "expiresAt": { "$lte": now } })
+            .sort(doc! { "expiresAt": 1 })
+            .limit(limit)
+            .await?
+            .try_collect()
+            .await?;
+        let mut fired = 0;
+        for schedule in due {
+            if self.fire(&schedule.order_id).await? {
+                fired += 1;
+            }
+        }
+        if fired > 0 {
+            self.outbox.notify();
+        }
+        Ok(fired)
+    }
+
+    /// Moves one schedule from pending to fired and stages its event; false if another
+    /// replica (or a cancellation) got there first.
+    async fn fire(&self, order_id: &str) -> mongodb::error::Result<bool> {
+        let (schedules, outbox, order_id) = (self.schedules.clone(), self.outbox.clone(), order_id.to_owned());
+        common::mongo::transaction(&self.client, move |session| {
+            let (schedules, outbox, order_id) = (schedules.clone(), outbox.clone(), order_id.clone());
+            Box::pin(async move {
+                let moved = schedules
+                    .update_one(
+                        doc! { "_id": &order_id, "state": "pending" },
+                        doc! { "$set": { "state": "fired", "firedAt": bson::DateTime::now() } },
+                    )
+                    .session(&mut *session)
+                    .await?;
+                if moved.modified_count == 0 {
+                    return Ok(false);
+                }
+                outbox.stage(session, &ExpirationComplete { order_id }).await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    /// When the next pending schedule is due.
+    pub async fn next_due(&self) -> mongodb::error::Result<Option<bson::DateTime>> {
+        let next = self.schedules.find_one(doc! { "state": "pending" }).sort(doc! { "expiresAt": 1 }).await?;
+        Ok(next.and_then(|s| s.expires_at))
+    }
+
+    /// The scheduler loop: fire what is due, then sleep until the next schedule is due, a
+    /// new schedule arrives, or `max_sleep` passes (the bound covers schedules written by
+    /// other replicas).
+    pub async fn run(self, max_sleep: Duration, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            let round = async {
+                self.fire_due(bson::DateTime::now(), 256).await?;
+                self.next_due().await
+            };
+            let sleep = match round.await {
+                Ok(next) => {
+                    backoff = Duration::from_millis(100);
+                    let until_next = next.map_or(max_sleep, |at| {
+                        let millis = at.timestamp_millis() - bson::DateTime::now().timestamp_millis();
+                        Duration::from_millis(u64::try_from(millis).unwrap_or(0))
+                    });
+                    until_next.min(max_sleep)
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in = ?backoff, "expiration round failed");
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff
+                }
+            };
+            tokio::select! {
+                () = tokio::time::sleep(sleep) => {}
+                () = self.wake.notified() => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+    }
+}

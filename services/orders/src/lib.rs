@@ -1,0 +1,111 @@
+//! The orders service: reserve a ticket for a limited time, list, show, cancel.
+//!
+//! `POST /api/orders`, `GET /api/orders`, `GET /api/orders/{id}`, `DELETE /api/orders/{id}`.
+//! A replica of every ticket is fed by `ticket.created` / `ticket.updated`. Reservation is
+//! one transaction (claim the replica's slot, insert the order, stage `order.created`), so
+//! concurrent orders for one ticket cannot both succeed. `expiration.complete` cancels an
+//! order still `created`; `payment.created` completes it. Events go out through the outbox.
+//!
+//! Run it with `MONGO_URI=… NATS_URL=… JWT_KEY=… cargo run -p orders`, or the whole
+//! platform with `dev/up` (see the README).
+
+pub mod config;
+pub mod listeners;
+pub mod routes;
+pub mod store;
+
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use common::Sessions;
+use common::events::outbox::Outbox;
+use common::events::{EventBus, StreamName, listener};
+use common::http::{Dependency, Platform, finish_router};
+use common::service::Service;
+use common::shutdown::CancellationToken;
+use common::telemetry::Metrics;
+
+pub use crate::config::Config;
+use crate::listeners::{ExpirationCompleteHandler, PaymentCreatedHandler, TicketCreatedHandler, TicketUpdatedHandler};
+use crate::store::Store;
+
+/// The name consumers and logs use for this service.
+pub const SERVICE: &str = "orders";
+
+/// Everything a handler needs: cheap handles only.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub sessions: Sessions,
+    pub expiration_window: Duration,
+}
+
+impl FromRef<AppState> for Sessions {
+    fn from_ref(state: &AppState) -> Self {
+        state.sessions.clone()
+    }
+}
+
+/// The orders service, bound to its port, with its relay and listeners ready to start.
+#[derive(Debug)]
+pub struct Application {
+    service: Service,
+}
+
+impl Application {
+    /// Connects to MongoDB and NATS (waiting for both), declares streams and indexes.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = common::mongo::connect(&config.mongo, SERVICE).await?;
+        let bus = EventBus::connect(&config.nats, SERVICE).await?;
+        for stream in [
+            StreamName::Orders,
+            StreamName::Tickets,
+            StreamName::Expiration,
+            StreamName::Payments,
+            StreamName::DeadLetter,
+        ] {
+            bus.ensure_stream(stream).await?;
+        }
+        let store = Store::new(&db, Outbox::new(&db));
+        store.ensure_indexes().await?;
+
+        let mut metrics = Metrics::builder();
+        let listeners = listener::ListenerContext {
+            bus: bus.clone(),
+            service: SERVICE,
+            settings: config.listener.clone(),
+            metrics: listener::ListenerMetrics::register(metrics.registry()),
+        };
+        let platform = Platform {
+            settings: config.http.clone(),
+            metrics: metrics.build(),
+            dependencies: vec![Dependency::Mongo(db), Dependency::Nats(bus.client().clone())],
+        };
+        let state = AppState {
+            store: store.clone(),
+            sessions: config.session.sessions(),
+            expiration_window: config.expiration_window,
+        };
+        let router = finish_router(routes::router().with_state(state), &platform);
+        let relay = store.outbox().relay(bus.clone());
+        let service = Service::bind(SERVICE, &config.http, router)
+            .await?
+            .with_bus(bus)
+            .with_task("outbox-relay", move |token| relay.run(token))
+            .with_listener(&listeners, TicketCreatedHandler { store: store.clone() })
+            .with_listener(&listeners, TicketUpdatedHandler { store: store.clone() })
+            .with_listener(&listeners, ExpirationCompleteHandler { store: store.clone() })
+            .with_listener(&listeners, PaymentCreatedHandler { store });
+        Ok(Self { service })
+    }
+
+    /// The port actually bound (useful with `PORT=0`).
+    pub fn port(&self) -> u16 {
+        self.service.port()
+    }
+
+    /// Serves and runs the relay and listeners until `shutdown`, then stops them in order.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.service.run_until_stopped(shutdown).await
+    }
+}

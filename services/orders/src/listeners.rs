@@ -1,0 +1,101 @@
+//! Events that feed the ticket replica and move orders on.
+
+use bson::oid::ObjectId;
+use common::events::listener::{Delivery, HandleError, Handler};
+use common::events::{ExpirationComplete, OrderStatus, PaymentCreated, TicketCreated, TicketUpdated};
+
+use crate::store::{Order, Store};
+
+fn parse_id(raw: &str, what: &str) -> Result<ObjectId, HandleError> {
+    ObjectId::parse_str(raw).map_err(|_| HandleError::Poison(format!("{what} id {raw:?} is not an ObjectId")))
+}
+
+async fn order(store: &Store, raw: &str) -> Result<Order, HandleError> {
+    let id = parse_id(raw, "order")?;
+    store.find_order(id).await?.ok_or_else(|| HandleError::Poison(format!("order {raw} does not exist")))
+}
+
+/// `ticket.created`: a new replica at the event's version.
+#[derive(Clone, Debug)]
+pub struct TicketCreatedHandler {
+    pub store: Store,
+}
+
+impl Handler for TicketCreatedHandler {
+    type Event = TicketCreated;
+
+    async fn handle(&self, event: TicketCreated, _: &Delivery) -> Result<(), HandleError> {
+        let id = parse_id(&event.id, "ticket")?;
+        Ok(self.store.insert_ticket(&event, id).await?)
+    }
+}
+
+/// `ticket.updated`: applied in version order; a gap is retried until it fills.
+#[derive(Clone, Debug)]
+pub struct TicketUpdatedHandler {
+    pub store: Store,
+}
+
+impl Handler for TicketUpdatedHandler {
+    type Event = TicketUpdated;
+
+    async fn handle(&self, event: TicketUpdated, _: &Delivery) -> Result<(), HandleError> {
+        let id = parse_id(&event.id, "ticket")?;
+        self.store.update_ticket(&event, id).await?.into_result(&format!("ticket {} v{}", event.id, event.version))
+    }
+}
+
+/// `expiration.complete`: cancels the order if it is still `created`; anything else (paid,
+/// already cancelled) is acknowledged and ignored, with no event.
+#[derive(Clone, Debug)]
+pub struct ExpirationCompleteHandler {
+    pub store: Store,
+}
+
+impl Handler for ExpirationCompleteHandler {
+    type Event = ExpirationComplete;
+
+    async fn handle(&self, event: ExpirationComplete, _: &Delivery) -> Result<(), HandleError> {
+        let order = order(&self.store, &event.order_id).await?;
+        if order.status != OrderStatus::Created {
+            return Ok(());
+        }
+        match self.store.cancel(&order).await? {
+            Some(_) => {
+                tracing::info!(order_id = %order.id, "order expired");
+                Ok(())
+            }
+            None => Err(HandleError::Retry(format!("order {} changed during expiration", order.id))),
+        }
+    }
+}
+
+/// `payment.created`: completes the order. A payment for an order cancelled meanwhile is
+/// left to the payments service, which refunds it on `order.cancelled`.
+#[derive(Clone, Debug)]
+pub struct PaymentCreatedHandler {
+    pub store: Store,
+}
+
+impl Handler for PaymentCreatedHandler {
+    type Event = PaymentCreated;
+
+    async fn handle(&self, event: PaymentCreated, _: &Delivery) -> Result<(), HandleError> {
+        let order = order(&self.store, &event.order_id).await?;
+        match order.status {
+            OrderStatus::Created | OrderStatus::AwaitingPayment => {}
+            OrderStatus::Complete => return Ok(()),
+            OrderStatus::Cancelled => {
+                tracing::warn!(order_id = %order.id, payment_id = %event.id, "payment for a cancelled order; payments refunds it");
+                return Ok(());
+            }
+        }
+        match self.store.complete(&order).await? {
+            Some(_) => {
+                tracing::info!(order_id = %order.id, "order paid");
+                Ok(())
+            }
+            None => Err(HandleError::Retry(format!("order {} changed during completion", order.id))),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The four routes of the orders service.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use common::events::OrderStatus;
+use common::extract::object_id;
+use common::money::Price;
+use common::{ApiError, CurrentUser, ValidatedJson};
+use serde::{Deserialize, Serialize};
+use validator::{Validate, ValidationError};
+
+use crate::AppState;
+use crate::store::{Order, TicketReplica, rfc3339};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/orders", get(list).post(create)).route("/api/orders/{id}", get(show).delete(cancel))
+}
+
+/// Attempts of a cancellation that keeps meeting concurrent changes.
+const CANCEL_ATTEMPTS: usize = 5;
+
+fn valid_id(id: &str) -> Result<(), ValidationError> {
+    object_id(id)
+        .map(drop)
+        .map_err(|_| ValidationError::new("ticketId").with_message("TicketId must be a valid id".into()))
+}
+
+#[derive(Debug, Deserialize, Validate)]
+#[serde(rename_all = "camelCase")]
+pub struct NewOrder {
+    #[validate(required(message = "TicketId must be provided"), custom(function = "valid_id"))]
+    ticket_id: Option<String>,
+}
+
+/// The ticket inside an order, from the replica.
+#[derive(Debug, Serialize)]
+pub struct OrderTicketView {
+    id: String,
+    title: Option<String>,
+    price: Option<Price>,
+    version: Option<i64>,
+}
+
+/// An order as clients see it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    id: String,
+    user_id: String,
+    status: OrderStatus,
+    expires_at: String,
+    version: i64,
+    ticket: OrderTicketView,
+}
+
+impl OrderView {
+    fn new(order: Order, ticket: Option<TicketReplica>) -> Self {
+        let ticket = OrderTicketView {
+            id: order.ticket_id.to_hex(),
+            title: ticket.as_ref().map(|t| t.title.clone()),
+            price: ticket.as_ref().map(TicketReplica::price),
+            version: ticket.as_ref().map(|t| t.version),
+        };
+        Self {
+            id: order.id.to_hex(),
+            user_id: order.user_id,
+            status: order.status,
+            expires_at: rfc3339(order.expires_at),
+            version: order.version,
+            ticket,
+        }
+    }
+}
+
+/// Check order: 401, 400 validation, 404 unknown ticket, 400 reserved.
+async fn create(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    ValidatedJson(body): ValidatedJson<NewOrder>,
+) -> Result<(StatusCode, Json<OrderView>), ApiError> {
+    let ticket_id = object_id(&body.ticket_id.unwrap_or_default())?;
+    let ticket = state.store.find_ticket(ticket_id).await?.ok_or(ApiError::NotFound)?;
+    let reserved = || ApiError::BadRequest("Ticket is already reserved".into());
+    if ticket.reserved_by.is_some() {
+        return Err(reserved());
+    }
+    let expires_at = time::OffsetDateTime::now_utc() + state.expiration_window;
+    let order = state.store.reserve(&user.id, &ticket, expires_at).await?.ok_or_else(reserved)?;
+    tracing::info!(order_id = %order.id, ticket_id = %ticket.id, "ticket reserved");
+    Ok((StatusCode::CREATED, Json(OrderView::new(order, Some(ticket)))))
+}
+
+async fn list(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<Json<Vec<OrderView>>, ApiError> {
+    let orders = state.store.orders_of(&user.id).await?;
+    Ok(Json(orders.into_iter().map(|(order, ticket)| OrderView::new(order, ticket)).collect()))
+}
+
+/// Check order: 401, 404, 403.
+async fn show(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Json<OrderView>, ApiError> {
+    let order = state.store.find_order(object_id(&id)?).await?.ok_or(ApiError::NotFound)?;
+    if order.user_id != user.id {
+        return Err(ApiError::Forbidden);
+    }
+    let ticket = state.store.find_ticket(order.ticket_id).await?;
+    Ok(Json(OrderView::new(order, ticket)))
+}
+
+/// Check order: 401, 404, 400 paid, 403; an already cancelled order is a no-op 204.
+async fn cancel(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = object_id(&id)?;
+    for _ in 0..CANCEL_ATTEMPTS {
+        let order = state.store.find_order(id).await?.ok_or(ApiError::NotFound)?;
+        if order.status == OrderStatus::Complete {
+            return Err(ApiError::BadRequest("Cannot cancel a paid order".into()));
+        }
+        if order.user_id != user.id {
+            return Err(ApiError::Forbidden);
+        }
+        if order.status == OrderStatus::Cancelled {
+            return Ok(StatusCode::NO_CONTENT);
+        }
+        // None: the order changed meanwhile (paid, expired): read it again.
+        if state.store.cancel(&order).await?.is_some() {
+            tracing::info!(order_id = %order.id, "order cancelled by its owner");
+            return Ok(StatusCode::NO_CONTENT);
+        }
+    }
+    Err(ApiError::unavailable(anyhow::anyhow!("order {id} kept changing during the cancellation")))
+}
