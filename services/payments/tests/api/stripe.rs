@@ -1,0 +1,152 @@
+//! The Stripe implementation against a local mock of Stripe's API.
+
+use std::time::Duration;
+
+use payments::provider::{Charge, ChargeRequest, PaymentProvider, ProviderError, Stripe, charge_key};
+use secrecy::SecretString;
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{STRIPE_KEY, card_declined, form, intent_succeeded};
+
+fn stripe(server: &MockServer, timeout: Duration) -> Stripe {
+    Stripe::new(SecretString::from(STRIPE_KEY.to_owned()), &server.uri(), timeout).unwrap()
+}
+
+fn request(token: &str) -> ChargeRequest {
+    ChargeRequest {
+        amount_cents: 2050,
+        token: token.into(),
+        order_id: "6b0a0000000000000000abcd".into(),
+        idempotency_key: charge_key("6b0a0000000000000000abcd", token),
+    }
+}
+
+async fn respond(server: &MockServer, route: &str, response: ResponseTemplate) {
+    Mock::given(method("POST")).and(path(route)).respond_with(response).mount(server).await;
+}
+
+#[tokio::test]
+async fn a_charge_is_one_confirmed_payment_intent_in_cents_with_an_idempotency_key() {
+    let server = MockServer::start().await;
+    respond(&server, "/v1/payment_intents", ResponseTemplate::new(200).set_body_json(intent_succeeded(1))).await;
+
+    let charge = stripe(&server, Duration::from_secs(5)).charge(&request("tok_visa")).await.unwrap();
+
+    assert_eq!(charge, Charge { id: "ch_mock_1".into(), payment_intent: "pi_mock_1".into() });
+    let received = server.received_requests().await.unwrap();
+    assert_eq!(received.len(), 1);
+    let sent = &received[0];
+    assert_eq!(sent.url.path(), "/v1/payment_intents");
+    assert_eq!(sent.headers.get("authorization").unwrap(), &format!("Bearer {STRIPE_KEY}"));
+    assert_eq!(sent.headers.get("idempotency-key").unwrap(), &charge_key("6b0a0000000000000000abcd", "tok_visa"));
+    assert!(
+        sent.headers.get("content-type").unwrap().to_str().unwrap().starts_with("application/x-www-form-urlencoded")
+    );
+    let fields = form(sent);
+    assert_eq!(fields["amount"], "2050");
+    assert_eq!(fields["currency"], "usd");
+    assert_eq!(fields["confirm"], "true");
+    assert_eq!(fields["payment_method_data[type]"], "card");
+    assert_eq!(fields["payment_method_data[card][token]"], "tok_visa");
+    assert_eq!(fields["metadata[order_id]"], "6b0a0000000000000000abcd");
+}
+
+#[tokio::test]
+async fn a_payment_method_id_is_sent_as_payment_method() {
+    let server = MockServer::start().await;
+    respond(&server, "/v1/payment_intents", ResponseTemplate::new(200).set_body_json(intent_succeeded(2))).await;
+
+    stripe(&server, Duration::from_secs(5)).charge(&request("pm_card_visa")).await.unwrap();
+
+    let fields = form(&server.received_requests().await.unwrap()[0]);
+    assert_eq!(fields["payment_method"], "pm_card_visa");
+    assert!(!fields.contains_key("payment_method_data[card][token]"));
+}
+
+#[tokio::test]
+async fn a_decline_carries_stripes_message() {
+    let server = MockServer::start().await;
+    respond(&server, "/v1/payment_intents", ResponseTemplate::new(402).set_body_json(card_declined())).await;
+
+    let err = stripe(&server, Duration::from_secs(5)).charge(&request("tok_chargeDeclined")).await.unwrap_err();
+
+    assert!(matches!(err, ProviderError::Declined(m) if m == "Your card was declined."));
+}
+
+#[tokio::test]
+async fn an_invalid_request_is_rejected_with_stripes_message() {
+    let server = MockServer::start().await;
+    let body = json!({"error": {"type": "invalid_request_error", "message": "No such token: 'tok_nope'"}});
+    respond(&server, "/v1/payment_intents", ResponseTemplate::new(400).set_body_json(body)).await;
+
+    let err = stripe(&server, Duration::from_secs(5)).charge(&request("tok_nope")).await.unwrap_err();
+
+    assert!(matches!(err, ProviderError::Rejected(m) if m == "No such token: 'tok_nope'"));
+}
+
+#[tokio::test]
+async fn server_errors_rate_limits_and_bad_keys_are_unavailable() {
+    for status in [500, 502, 429, 401] {
+        let server = MockServer::start().await;
+        let body = json!({"error": {"type": "api_error", "message": "boom"}});
+        respond(&server, "/v1/payment_intents", ResponseTemplate::new(status).set_body_json(body)).await;
+
+        let err = stripe(&server, Duration::from_secs(5)).charge(&request("tok_visa")).await.unwrap_err();
+
+        assert!(matches!(err, ProviderError::Unavailable(_)), "{status}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_timeout_is_unavailable() {
+    let server = MockServer::start().await;
+    let slow = ResponseTemplate::new(200).set_body_json(intent_succeeded(9)).set_delay(Duration::from_secs(2));
+    respond(&server, "/v1/payment_intents", slow).await;
+
+    let err = stripe(&server, Duration::from_millis(300)).charge(&request("tok_visa")).await.unwrap_err();
+
+    assert!(matches!(err, ProviderError::Unavailable(_)));
+}
+
+#[tokio::test]
+async fn an_intent_that_needs_another_payment_method_is_a_decline() {
+    let server = MockServer::start().await;
+    let body = json!({"id": "pi_x", "status": "requires_payment_method",
+        "last_payment_error": {"type": "card_error", "message": "Your card has insufficient funds."}});
+    respond(&server, "/v1/payment_intents", ResponseTemplate::new(200).set_body_json(body)).await;
+
+    let err = stripe(&server, Duration::from_secs(5)).charge(&request("tok_visa")).await.unwrap_err();
+
+    assert!(matches!(err, ProviderError::Declined(m) if m == "Your card has insufficient funds."));
+}
+
+#[tokio::test]
+async fn a_refund_names_the_payment_intent_with_its_own_idempotency_key() {
+    let server = MockServer::start().await;
+    respond(&server, "/v1/refunds", ResponseTemplate::new(200).set_body_json(json!({"id": "re_1"}))).await;
+    let charge = Charge { id: "ch_1".into(), payment_intent: "pi_1".into() };
+
+    let refund = stripe(&server, Duration::from_secs(5)).refund(&charge, "refund-p1").await.unwrap();
+
+    assert_eq!(refund, "re_1");
+    let sent = &server.received_requests().await.unwrap()[0];
+    assert_eq!(form(sent)["payment_intent"], "pi_1");
+    assert_eq!(sent.headers.get("idempotency-key").unwrap(), "refund-p1");
+}
+
+#[tokio::test]
+async fn an_unavailable_stripe_makes_the_payment_a_503_and_leaves_the_order_payable() {
+    let server = MockServer::start().await;
+    respond(&server, "/v1/payment_intents", ResponseTemplate::new(503)).await;
+    let app = crate::helpers::spawn_app_with_stripe(&server.uri()).await;
+    let (user_id, cookie) = app.user();
+    let order = app.order_for(&user_id, 1000).await;
+
+    let response = app.pay(&cookie, &order, "tok_visa").await;
+
+    assert_eq!(response.status(), 503);
+    assert_eq!(crate::helpers::errors(response).await, vec![("Service unavailable".into(), None)]);
+    assert_eq!(app.payment_count().await, 0, "the claim was released");
+}
