@@ -201,16 +201,21 @@ impl<H: Handler> Worker<H> {
             .map_err(|e| anyhow::anyhow!("cannot declare consumer {}: {e}", self.durable))?;
         let messages = consumer.messages().await?;
         tracing::info!(consumer = %self.durable, subject = subject.as_str(), "listening");
+        // Any pull error (the connection dropped, heartbeats missed, the consumer deleted by
+        // a rebuild) ends this session; the caller declares the consumer again and resumes.
+        let durable = self.durable.clone();
         messages
             .take_until(shutdown.cancelled())
+            .take_while(move |message| {
+                if let Err(err) = message {
+                    tracing::warn!(consumer = %durable, error = %err, "pull failed; reconnecting");
+                }
+                futures::future::ready(message.is_ok())
+            })
+            .filter_map(|message| futures::future::ready(message.ok()))
             .for_each_concurrent(self.settings.concurrency, |message| {
                 let worker = Arc::clone(self);
-                async move {
-                    match message {
-                        Ok(message) => worker.process(message).await,
-                        Err(err) => tracing::warn!(consumer = %worker.durable, error = %err, "pull failed"),
-                    }
-                }
+                async move { worker.process(message).await }
             })
             .await;
         if shutdown.is_cancelled() { Ok(()) } else { Err(anyhow::anyhow!("the message stream ended")) }

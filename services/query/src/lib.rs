@@ -1,0 +1,148 @@
+//! The query service: a read model of tickets (with their sale status), orders and
+//! payments, built only from events, so it keeps answering when the services that own
+//! the data are down.
+//!
+//! `GET /api/query/tickets` (filters `status`, `q`, cursor pagination),
+//! `GET /api/query/tickets/{id}`, `GET /api/query/orders`, `GET /api/query/orders/{id}`.
+//!
+//! On an empty database its durable consumers are recreated from the start of every
+//! stream, so it rebuilds itself from the full history; otherwise it resumes where they
+//! left off. `query rebuild` drops the read model and the consumers: running replicas
+//! replay at once.
+//!
+//! Run it with `MONGO_URI=… NATS_URL=… JWT_KEY=… cargo run -p query`, or the whole
+//! platform with `dev/up` (see the README).
+
+pub mod config;
+pub mod listeners;
+pub mod routes;
+pub mod store;
+
+use axum::extract::FromRef;
+use common::Sessions;
+use common::events::{EventBus, StreamName, Subject, listener};
+use common::http::{Dependency, Platform, finish_router};
+use common::service::Service;
+use common::shutdown::CancellationToken;
+use common::telemetry::Metrics;
+
+pub use crate::config::Config;
+use crate::listeners::{
+    OrderCancelledHandler, OrderCompletedHandler, OrderCreatedHandler, PaymentCreatedHandler, TicketCreatedHandler,
+    TicketUpdatedHandler,
+};
+use crate::store::Store;
+
+/// The name consumers and logs use for this service.
+pub const SERVICE: &str = "query";
+
+/// The subjects the read model is built from.
+pub const SUBJECTS: [Subject; 6] = [
+    Subject::TicketCreated,
+    Subject::TicketUpdated,
+    Subject::OrderCreated,
+    Subject::OrderCancelled,
+    Subject::OrderCompleted,
+    Subject::PaymentCreated,
+];
+
+/// Everything a handler needs: cheap handles only.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub sessions: Sessions,
+}
+
+impl FromRef<AppState> for Sessions {
+    fn from_ref(state: &AppState) -> Self {
+        state.sessions.clone()
+    }
+}
+
+/// Deletes this service's durable consumers, so they are declared again from the start of
+/// their streams. Missing ones are fine.
+pub async fn reset_consumers(bus: &EventBus) -> anyhow::Result<()> {
+    for subject in SUBJECTS {
+        let stream = bus.jetstream().get_stream(bus.namespace().stream(subject.stream())).await?;
+        let name = bus.namespace().name(&format!("{SERVICE}-{}", subject.as_str().replace('.', "-")));
+        if stream.delete_consumer(&name).await.is_ok() {
+            tracing::info!(consumer = %name, "consumer reset; it replays from the start");
+        }
+    }
+    Ok(())
+}
+
+async fn ensure_streams(bus: &EventBus) -> anyhow::Result<()> {
+    for stream in [StreamName::Tickets, StreamName::Orders, StreamName::Payments, StreamName::DeadLetter] {
+        bus.ensure_stream(stream).await?;
+    }
+    Ok(())
+}
+
+/// Drops the read model and resets the consumers: every replica rebuilds from the streams.
+pub async fn rebuild(config: &Config) -> anyhow::Result<()> {
+    let db = common::mongo::connect(&config.mongo, SERVICE).await?;
+    let bus = EventBus::connect(&config.nats, SERVICE).await?;
+    ensure_streams(&bus).await?;
+    Store::new(&db).drop_all().await?;
+    reset_consumers(&bus).await?;
+    bus.client().drain().await?;
+    Ok(())
+}
+
+/// The query service, bound to its port, with its listeners ready to start.
+#[derive(Debug)]
+pub struct Application {
+    service: Service,
+}
+
+impl Application {
+    /// Connects to MongoDB and NATS (waiting for both); on an empty read model, resets the
+    /// consumers so the model is rebuilt from the full history.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = common::mongo::connect(&config.mongo, SERVICE).await?;
+        let bus = EventBus::connect(&config.nats, SERVICE).await?;
+        ensure_streams(&bus).await?;
+        let store = Store::new(&db);
+        if store.is_empty().await? {
+            tracing::info!("empty read model: rebuilding from the streams");
+            reset_consumers(&bus).await?;
+        }
+        store.ensure_indexes().await?;
+
+        let mut metrics = Metrics::builder();
+        let listeners = listener::ListenerContext {
+            bus: bus.clone(),
+            service: SERVICE,
+            settings: config.listener.clone(),
+            metrics: listener::ListenerMetrics::register(metrics.registry()),
+        };
+        let platform = Platform {
+            settings: config.http.clone(),
+            metrics: metrics.build(),
+            dependencies: vec![Dependency::Mongo(db), Dependency::Nats(bus.client().clone())],
+        };
+        let state = AppState { store: store.clone(), sessions: config.session.sessions() };
+        let router = finish_router(routes::router().with_state(state), &platform);
+        let service = Service::bind(SERVICE, &config.http, router)
+            .await?
+            .with_bus(bus)
+            .with_listener(&listeners, TicketCreatedHandler { store: store.clone() })
+            .with_listener(&listeners, TicketUpdatedHandler { store: store.clone() })
+            .with_listener(&listeners, OrderCreatedHandler { store: store.clone() })
+            .with_listener(&listeners, OrderCancelledHandler { store: store.clone() })
+            .with_listener(&listeners, OrderCompletedHandler { store: store.clone() })
+            .with_listener(&listeners, PaymentCreatedHandler { store });
+        Ok(Self { service })
+    }
+
+    /// The port actually bound (useful with `PORT=0`).
+    pub fn port(&self) -> u16 {
+        self.service.port()
+    }
+
+    /// Serves and runs the listeners until `shutdown`, then stops them in order.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.service.run_until_stopped(shutdown).await
+    }
+}

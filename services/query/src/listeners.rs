@@ -1,0 +1,67 @@
+//! Every event of the platform, applied to the read model.
+
+use common::events::listener::{Delivery, HandleError, Handler};
+use common::events::{
+    OrderCancelled, OrderCompleted, OrderCreated, OrderStatus, PaymentCreated, TicketCreated, TicketUpdated,
+};
+
+use crate::store::Store;
+
+macro_rules! handler {
+    ($(#[$doc:meta])* $name:ident, $event:ty, |$store:ident, $ev:ident| $body:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name {
+            pub store: Store,
+        }
+
+        impl Handler for $name {
+            type Event = $event;
+
+            async fn handle(&self, $ev: $event, _: &Delivery) -> Result<(), HandleError> {
+                let $store = &self.store;
+                $body
+            }
+        }
+    };
+}
+
+handler!(
+    /// `ticket.created`: a new ticket, available unless orders for it arrived first.
+    TicketCreatedHandler, TicketCreated, |store, event| Ok(store.ticket_created(&event).await?)
+);
+
+handler!(
+    /// `ticket.updated`: title and price in version order.
+    TicketUpdatedHandler, TicketUpdated, |store, event| {
+        let what = format!("ticket {} v{}", event.id, event.version);
+        store.ticket_updated(&event).await?.into_result(&what)
+    }
+);
+
+handler!(
+    /// `order.created`: the order; its ticket becomes reserved.
+    OrderCreatedHandler, OrderCreated, |store, event| Ok(store.order_created(&event).await?)
+);
+
+handler!(
+    /// `order.cancelled`: the order is cancelled; its ticket available again.
+    OrderCancelledHandler, OrderCancelled, |store, event| {
+        let what = format!("order {} v{}", event.id, event.version);
+        store.order_status(&event.id, &event.ticket.id, event.version, OrderStatus::Cancelled).await?.into_result(&what)
+    }
+);
+
+handler!(
+    /// `order.completed`: the order is complete; its ticket sold.
+    OrderCompletedHandler, OrderCompleted, |store, event| {
+        let what = format!("order {} v{}", event.id, event.version);
+        store.order_status(&event.id, &event.ticket.id, event.version, OrderStatus::Complete).await?.into_result(&what)
+    }
+);
+
+handler!(
+    /// `payment.created`: kept, and joined to its order when orders are read, whichever
+    /// arrives first.
+    PaymentCreatedHandler, PaymentCreated, |store, event| Ok(store.payment_created(&event).await?)
+);

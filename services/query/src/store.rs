@@ -1,0 +1,347 @@
+//! The read model, built only from events: `tickets` (with a derived status), `orders`,
+//! `payments`.
+//!
+//! - A ticket's **status** is derived from the orders for it: `sold` once one of them is
+//!   complete, `reserved` while one is created, `available` otherwise. Every order change
+//!   and the ticket's status are written in one transaction that writes the ticket
+//!   document, so two order events for one ticket cannot interleave into a stale status.
+//! - **Payments** are kept in their own collection and joined when orders are read, so a
+//!   `payment.created` that arrives before its order is never lost.
+//! - Titles are also stored as lower-case words for case-insensitive word search.
+
+use bson::{Document, doc};
+use common::events::versioning::{ReplicaOutcome, apply_to_replica};
+use common::events::{OrderCreated, OrderStatus, PaymentCreated, TicketCreated, TicketUpdated};
+use futures::TryStreamExt;
+use mongodb::options::IndexOptions;
+use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
+use serde::{Deserialize, Serialize};
+
+/// The collections of the read model (what a rebuild drops).
+pub const COLLECTIONS: [&str; 4] = ["tickets", "orders", "payments", "status_locks"];
+
+/// A ticket's sale status in the read model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TicketStatus {
+    Available,
+    Reserved,
+    Sold,
+}
+
+impl TicketStatus {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "available" => Some(Self::Available),
+            "reserved" => Some(Self::Reserved),
+            "sold" => Some(Self::Sold),
+            _ => None,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Available => "available",
+            Self::Reserved => "reserved",
+            Self::Sold => "sold",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketView {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub title: String,
+    /// Lower-case words of the title, for search.
+    pub words: Vec<String>,
+    #[serde(rename = "priceCents")]
+    pub price_cents: i64,
+    #[serde(rename = "userId")]
+    pub user_id: String,
+    pub version: i64,
+    pub status: TicketStatus,
+    /// The order holding the ticket while reserved or sold.
+    #[serde(rename = "orderId", default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderView {
+    #[serde(rename = "_id")]
+    pub id: String,
+    #[serde(rename = "userId")]
+    pub user_id: String,
+    pub status: OrderStatus,
+    pub version: i64,
+    #[serde(rename = "expiresAt")]
+    pub expires_at: String,
+    #[serde(rename = "ticketId")]
+    pub ticket_id: String,
+    #[serde(rename = "priceCents")]
+    pub price_cents: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentView {
+    #[serde(rename = "_id")]
+    pub id: String,
+    #[serde(rename = "orderId")]
+    pub order_id: String,
+    #[serde(rename = "chargeId")]
+    pub charge_id: String,
+}
+
+/// Lower-case words of a title (letters and digits).
+pub fn words(text: &str) -> Vec<String> {
+    let mut words: Vec<String> =
+        text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
+    words.sort();
+    words.dedup();
+    words
+}
+
+/// A page of tickets.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    pub status: Option<TicketStatus>,
+    /// Every word must be in the title.
+    pub words: Vec<String>,
+    /// Only tickets after this id.
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+/// The read model. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    db: Database,
+    tickets: Collection<TicketView>,
+    orders: Collection<OrderView>,
+    payments: Collection<PaymentView>,
+    locks: Collection<Document>,
+}
+
+impl Store {
+    pub fn new(db: &Database) -> Self {
+        Self {
+            client: db.client().clone(),
+            db: db.clone(),
+            tickets: db.collection("tickets"),
+            orders: db.collection("orders"),
+            payments: db.collection("payments"),
+            locks: db.collection("status_locks"),
+        }
+    }
+
+    pub async fn ensure_indexes(&self) -> mongodb::error::Result<()> {
+        self.tickets.create_index(IndexModel::builder().keys(doc! { "status": 1, "_id": 1 }).build()).await?;
+        self.tickets.create_index(IndexModel::builder().keys(doc! { "words": 1, "_id": 1 }).build()).await?;
+        self.orders.create_index(IndexModel::builder().keys(doc! { "ticketId": 1 }).build()).await?;
+        self.orders.create_index(IndexModel::builder().keys(doc! { "userId": 1, "_id": 1 }).build()).await?;
+        let unique = IndexOptions::builder().unique(true).build();
+        self.payments.create_index(IndexModel::builder().keys(doc! { "orderId": 1 }).options(unique).build()).await?;
+        Ok(())
+    }
+
+    /// True when the read model holds nothing at all (a fresh or dropped database).
+    pub async fn is_empty(&self) -> mongodb::error::Result<bool> {
+        for name in COLLECTIONS {
+            if self.db.collection::<Document>(name).find_one(doc! {}).await?.is_some() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Drops the read model (the rebuild's first step).
+    pub async fn drop_all(&self) -> mongodb::error::Result<()> {
+        for name in COLLECTIONS {
+            self.db.collection::<Document>(name).drop().await?;
+        }
+        self.ensure_indexes().await
+    }
+
+    // ---- reads ----
+
+    pub async fn ticket(&self, id: &str) -> mongodb::error::Result<Option<TicketView>> {
+        self.tickets.find_one(doc! { "_id": id }).await
+    }
+
+    /// Tickets in id order (stable, and new tickets never shift earlier pages).
+    pub async fn tickets(&self, filter: &TicketFilter) -> mongodb::error::Result<Vec<TicketView>> {
+        let mut query = Document::new();
+        if let Some(status) = filter.status {
+            query.insert("status", status.as_str());
+        }
+        if !filter.words.is_empty() {
+            query.insert("words", doc! { "$all": &filter.words });
+        }
+        if let Some(after) = &filter.after {
+            query.insert("_id", doc! { "$gt": after });
+        }
+        self.tickets.find(query).sort(doc! { "_id": 1 }).limit(filter.limit).await?.try_collect().await
+    }
+
+    pub async fn order(&self, id: &str) -> mongodb::error::Result<Option<OrderView>> {
+        self.orders.find_one(doc! { "_id": id }).await
+    }
+
+    pub async fn orders_of(&self, user_id: &str) -> mongodb::error::Result<Vec<OrderView>> {
+        self.orders.find(doc! { "userId": user_id }).sort(doc! { "_id": 1 }).await?.try_collect().await
+    }
+
+    pub async fn tickets_by_ids(&self, ids: &[String]) -> mongodb::error::Result<Vec<TicketView>> {
+        self.tickets.find(doc! { "_id": { "$in": ids } }).await?.try_collect().await
+    }
+
+    pub async fn payments_of(&self, order_ids: &[String]) -> mongodb::error::Result<Vec<PaymentView>> {
+        self.payments.find(doc! { "orderId": { "$in": order_ids } }).await?.try_collect().await
+    }
+
+    // ---- event application ----
+
+    /// `ticket.created`: the ticket at version 0, its status from the orders already known.
+    pub async fn ticket_created(&self, event: &TicketCreated) -> mongodb::error::Result<()> {
+        let ticket = TicketView {
+            id: event.id.clone(),
+            title: event.title.clone(),
+            words: words(&event.title),
+            price_cents: event.price.cents(),
+            user_id: event.user_id.clone(),
+            version: event.version,
+            status: TicketStatus::Available,
+            order_id: None,
+        };
+        let (tickets, orders, locks) = (self.tickets.clone(), self.orders.clone(), self.locks.clone());
+        common::mongo::transaction(&self.client, move |session| {
+            let (tickets, orders, locks, ticket) = (tickets.clone(), orders.clone(), locks.clone(), ticket.clone());
+            Box::pin(async move {
+                match tickets.insert_one(&ticket).session(&mut *session).await {
+                    Ok(_) => refresh_status(session, &locks, &tickets, &orders, &ticket.id).await,
+                    Err(err) if common::mongo::is_duplicate_key(&err) => Ok(()),
+                    Err(err) => Err(err),
+                }
+            })
+        })
+        .await
+    }
+
+    /// `ticket.updated`: title and price, in version order.
+    pub async fn ticket_updated(&self, event: &TicketUpdated) -> mongodb::error::Result<ReplicaOutcome> {
+        let set = doc! { "title": &event.title, "words": words(&event.title), "priceCents": event.price.cents() };
+        apply_to_replica(&self.tickets, None, event.id.as_str(), event.version, set).await
+    }
+
+    /// `order.created`: the order, and its ticket's status.
+    pub async fn order_created(&self, event: &OrderCreated) -> mongodb::error::Result<()> {
+        let order = OrderView {
+            id: event.id.clone(),
+            user_id: event.user_id.clone(),
+            status: event.status,
+            version: event.version,
+            expires_at: event.expires_at.clone(),
+            ticket_id: event.ticket.id.clone(),
+            price_cents: event.ticket.price.cents(),
+        };
+        let (tickets, orders, locks) = (self.tickets.clone(), self.orders.clone(), self.locks.clone());
+        common::mongo::transaction(&self.client, move |session| {
+            let (tickets, orders, locks, order) = (tickets.clone(), orders.clone(), locks.clone(), order.clone());
+            Box::pin(async move {
+                match orders.insert_one(&order).session(&mut *session).await {
+                    Ok(_) => refresh_status(session, &locks, &tickets, &orders, &order.ticket_id).await,
+                    Err(err) if common::mongo::is_duplicate_key(&err) => Ok(()),
+                    Err(err) => Err(err),
+                }
+            })
+        })
+        .await
+    }
+
+    /// `order.cancelled` / `order.completed`: the status in version order, and the
+    /// ticket's status.
+    pub async fn order_status(
+        &self,
+        order_id: &str,
+        ticket_id: &str,
+        version: i64,
+        status: OrderStatus,
+    ) -> mongodb::error::Result<ReplicaOutcome> {
+        let (tickets, orders, locks) = (self.tickets.clone(), self.orders.clone(), self.locks.clone());
+        let (order_id, ticket_id) = (order_id.to_owned(), ticket_id.to_owned());
+        common::mongo::transaction(&self.client, move |session| {
+            let (tickets, orders, locks, order_id, ticket_id) =
+                (tickets.clone(), orders.clone(), locks.clone(), order_id.clone(), ticket_id.clone());
+            Box::pin(async move {
+                let set = doc! { "status": status.as_str() };
+                let outcome = apply_to_replica(&orders, Some(&mut *session), order_id.as_str(), version, set).await?;
+                if outcome == ReplicaOutcome::Applied {
+                    refresh_status(session, &locks, &tickets, &orders, &ticket_id).await?;
+                }
+                Ok(outcome)
+            })
+        })
+        .await
+    }
+
+    /// `payment.created`: kept, and joined to its order on reads.
+    pub async fn payment_created(&self, event: &PaymentCreated) -> mongodb::error::Result<()> {
+        let payment =
+            PaymentView { id: event.id.clone(), order_id: event.order_id.clone(), charge_id: event.charge_id.clone() };
+        match self.payments.insert_one(&payment).await {
+            Ok(_) => Ok(()),
+            Err(err) if common::mongo::is_duplicate_key(&err) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// Recomputes a ticket's status from its orders, inside the caller's transaction.
+///
+/// Every refresh of a ticket first writes that ticket's lock document (which exists even
+/// before the ticket does, when an order overtakes its ticket). So two transactions that
+/// affect one ticket's status always write a common document: one of them conflicts and
+/// retries with the other's change visible, and the status never goes stale.
+async fn refresh_status(
+    session: &mut ClientSession,
+    locks: &Collection<Document>,
+    tickets: &Collection<TicketView>,
+    orders: &Collection<OrderView>,
+    ticket_id: &str,
+) -> mongodb::error::Result<()> {
+    locks
+        .update_one(doc! { "_id": ticket_id }, doc! { "$inc": { "changes": 1 } })
+        .upsert(true)
+        .session(&mut *session)
+        .await?;
+    let holding: Vec<OrderView> = orders
+        .find(doc! { "ticketId": ticket_id, "status": { "$in": ["created", "complete"] } })
+        .session(&mut *session)
+        .await?
+        .stream(&mut *session)
+        .try_collect()
+        .await?;
+    let sold = holding.iter().find(|o| o.status == OrderStatus::Complete);
+    let (status, order_id) = match (sold, holding.first()) {
+        (Some(order), _) => (TicketStatus::Sold, Some(order.id.clone())),
+        (None, Some(order)) => (TicketStatus::Reserved, Some(order.id.clone())),
+        (None, None) => (TicketStatus::Available, None),
+    };
+    let update = match order_id {
+        Some(order_id) => doc! { "$set": { "status": status.as_str(), "orderId": order_id } },
+        None => doc! { "$set": { "status": status.as_str() }, "$unset": { "orderId": "" } },
+    };
+    tickets.update_one(doc! { "_id": ticket_id }, update).session(&mut *session).await.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn title_words_are_lower_case_unique_and_split_on_punctuation() {
+        assert_eq!(words("Rock & Roll: Live at the O2, LIVE!"), vec!["at", "live", "o2", "rock", "roll", "the"]);
+        assert!(words("  ").is_empty());
+    }
+}

@@ -1,0 +1,103 @@
+use common::testing::object_id_hex;
+
+use crate::helpers::{History, spawn_app};
+
+#[tokio::test]
+async fn a_ticket_goes_from_available_to_reserved_to_sold_with_its_payment_joined() {
+    let app = spawn_app().await;
+    let history = History { bus: &app.bus };
+    let buyer = object_id_hex();
+
+    let ticket = history.ticket("Rock Concert", 2050).await;
+    let created = app.wait_for_ticket(&ticket, |t| t["status"] == "available").await;
+    assert_eq!((created["title"].as_str(), created["price"].as_f64()), (Some("Rock Concert"), Some(20.5)));
+    assert!(created.get("orderId").is_none());
+
+    let order = history.order(&buyer, &ticket).await;
+    let reserved = app.wait_for_ticket(&ticket, |t| t["status"] == "reserved").await;
+    assert_eq!(reserved["orderId"], order.as_str());
+
+    let payment = history.pay(&order).await;
+    history.complete(&order, &ticket).await;
+    app.wait_for_ticket(&ticket, |t| t["status"] == "sold").await;
+    let joined = app.wait_for_order(&buyer, &order, |o| o["status"] == "complete").await;
+    assert_eq!(joined["ticket"]["title"], "Rock Concert");
+    assert_eq!(joined["ticket"]["price"], 20.5);
+    assert_eq!(joined["payment"]["id"], payment.as_str());
+    assert_eq!(joined["payment"]["chargeId"], format!("ch_{payment}"));
+}
+
+#[tokio::test]
+async fn a_cancelled_order_makes_its_ticket_available_again() {
+    let app = spawn_app().await;
+    let history = History { bus: &app.bus };
+    let ticket = history.ticket("show", 100).await;
+    let order = history.order(&object_id_hex(), &ticket).await;
+    app.wait_for_ticket(&ticket, |t| t["status"] == "reserved").await;
+
+    history.cancel(&order, &ticket).await;
+
+    let available = app.wait_for_ticket(&ticket, |t| t["status"] == "available").await;
+    assert!(available.get("orderId").is_none());
+}
+
+#[tokio::test]
+async fn ticket_updates_apply_in_version_order_whatever_the_arrival_order() {
+    let app = spawn_app().await;
+    let history = History { bus: &app.bus };
+    let ticket = history.ticket("v0", 100).await;
+    app.wait_for_ticket(&ticket, |_| true).await;
+
+    history.ticket_updated(&ticket, 2, "v2").await;
+    history.ticket_updated(&ticket, 1, "v1").await;
+
+    let updated = app.wait_for_ticket(&ticket, |t| t["version"] == 2).await;
+    assert_eq!((updated["title"].as_str(), updated["price"].as_f64()), (Some("v2"), Some(9.99)));
+}
+
+#[tokio::test]
+async fn duplicates_are_harmless() {
+    let app = spawn_app().await;
+    let history = History { bus: &app.bus };
+    let buyer = object_id_hex();
+    let ticket = history.ticket("dup", 100).await;
+    let order = history.order(&buyer, &ticket).await;
+    history.order_with_id(&order, &buyer, &ticket).await;
+    history.ticket_updated(&ticket, 1, "v1").await;
+    history.ticket_updated(&ticket, 1, "v1 again").await;
+    history.complete(&order, &ticket).await;
+    history.complete(&order, &ticket).await;
+
+    app.wait_for_ticket(&ticket, |t| t["status"] == "sold" && t["version"] == 1).await;
+    app.http.wait_for_outcome("query-order-completed", "ack", 2).await;
+    app.http.wait_for_outcome("query-ticket-updated", "ack", 2).await;
+
+    let orders = app.orders_of(&buyer).await;
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0]["version"], 1);
+    assert_eq!(app.ticket(&ticket).await.unwrap()["title"], "v1");
+}
+
+#[tokio::test]
+async fn an_order_and_a_payment_that_arrive_before_their_ticket_and_order_are_kept() {
+    let app = spawn_app().await;
+    let history = History { bus: &app.bus };
+    let buyer = object_id_hex();
+    let (ticket, order) = (object_id_hex(), object_id_hex());
+
+    let payment = history.pay(&order).await;
+    history.order_with_id(&order, &buyer, &ticket).await;
+    app.wait_for_order(&buyer, &order, |o| o["payment"]["id"] == payment.as_str()).await;
+    // The ticket arrives last: it is reserved from the start.
+    let event = common::events::TicketCreated {
+        id: ticket.clone(),
+        version: 0,
+        title: "late".into(),
+        price: common::money::Price::from_cents(100).unwrap(),
+        user_id: object_id_hex(),
+    };
+    common::testing::publish_event(&app.bus, &event).await;
+
+    let reserved = app.wait_for_ticket(&ticket, |t| t["status"] == "reserved").await;
+    assert_eq!(reserved["orderId"], order.as_str());
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the query service with real MongoDB-wire and NATS servers. Events
+//! are published as the owning services would; `end_to_end` runs the owners too. Run
+//! them with `dev/test`.
+
+mod access;
+mod end_to_end;
+mod events;
+mod helpers;
+mod pagination;
+mod rebuild;

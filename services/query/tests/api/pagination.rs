@@ -1,0 +1,85 @@
+use std::collections::HashSet;
+
+use common::testing::{envelope, eventually, object_id_hex};
+use serde_json::Value;
+
+use crate::helpers::{History, WAIT, spawn_app};
+
+#[tokio::test]
+async fn paging_while_tickets_are_added_neither_skips_nor_repeats_an_item() {
+    let app = spawn_app().await;
+    let history = History { bus: &app.bus };
+    let mut existing = HashSet::new();
+    for n in 0..25 {
+        existing.insert(history.ticket(&format!("ticket {n}"), 100).await);
+    }
+    eventually(WAIT, || async { (app.all_tickets("").await.len() == 25).then_some(()) }).await.expect("25 tickets");
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut added = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/query/tickets?limit=7&cursor={c}"),
+            None => "/api/query/tickets?limit=7".to_owned(),
+        };
+        let page: Value = app.http.get(&path, None).await.json().await.unwrap();
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 7);
+        seen.extend(items.iter().map(|t| t["id"].as_str().unwrap().to_owned()));
+        // New tickets keep arriving between pages.
+        history.ticket(&format!("new {added}"), 100).await;
+        added += 1;
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+        assert!(added < 50, "pagination must end");
+    }
+
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no item repeated");
+    assert!(existing.iter().all(|id| unique.contains(id)), "every ticket that existed was listed");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(sorted, seen, "a stable order");
+}
+
+#[tokio::test]
+async fn tickets_filter_by_status_and_by_title_words_ignoring_case() {
+    let app = spawn_app().await;
+    let history = History { bus: &app.bus };
+    let rock = history.ticket("Rock Concert", 100).await;
+    let jazz = history.ticket("Jazz concert", 100).await;
+    let opera = history.ticket("Opera night", 100).await;
+    history.order(&object_id_hex(), &jazz).await;
+    app.wait_for_ticket(&jazz, |t| t["status"] == "reserved").await;
+    app.wait_for_ticket(&rock, |_| true).await;
+    app.wait_for_ticket(&opera, |_| true).await;
+
+    let ids = |items: Vec<Value>| items.iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    assert_eq!(ids(app.all_tickets("&q=CONCERT").await), vec![rock.clone(), jazz.clone()]);
+    assert_eq!(ids(app.all_tickets("&q=rock%20concert").await), vec![rock.clone()]);
+    assert_eq!(ids(app.all_tickets("&status=reserved").await), vec![jazz.clone()]);
+    assert_eq!(ids(app.all_tickets("&status=available&q=concert").await), vec![rock]);
+    assert!(app.all_tickets("&status=sold").await.is_empty());
+}
+
+#[tokio::test]
+async fn bad_list_parameters_are_400s_naming_them() {
+    let app = spawn_app().await;
+
+    for (query, field) in [
+        ("status=gone", "status"),
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=ten", "limit"),
+        ("cursor=%25%25", "cursor"),
+    ] {
+        let response = app.http.get(&format!("/api/query/tickets?{query}"), None).await;
+        assert_eq!(response.status(), 400, "{query}");
+        assert_eq!(envelope(response).await[0].1.as_deref(), Some(field), "{query}");
+    }
+    let injected = app.http.get("/api/query/tickets?q[$gt]=&status[$ne]=x", None).await;
+    assert_eq!(injected.status(), 200, "operator-looking keys are just unknown parameters");
+}
