@@ -11,10 +11,11 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 log() { printf '\033[1m[dev]\033[0m %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# Creates or updates .dev/venv when dev/requirements.txt changed.
+# Creates or updates .dev/venv when a requirements file changed: the dev servers
+# (dev/requirements.txt) and the manifest tools (dev/requirements-tools.txt).
 ensure_venv() {
   local want stamp="$VENV/.requirements.sha256"
-  want="$(sha256sum "$ROOT/dev/requirements.txt" | cut -d' ' -f1)"
+  want="$(cat "$ROOT/dev/requirements.txt" "$ROOT/dev/requirements-tools.txt" | sha256sum | cut -d' ' -f1)"
   if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     return 0
   fi
@@ -22,8 +23,9 @@ ensure_venv() {
   log "installing the dev servers into .dev/venv (pinned, one-time)"
   mkdir -p "$DEV_DIR"
   python3 -m venv "$VENV" || die "python3 -m venv failed; on Debian/Ubuntu: apt-get install python3-venv"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/dev/requirements.txt" \
-    || die "pip could not install dev/requirements.txt"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -r "$ROOT/dev/requirements.txt" -r "$ROOT/dev/requirements-tools.txt" \
+    || die "pip could not install dev/requirements*.txt"
   echo "$want" >"$stamp"
 }
 
