@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderName, header};
 use axum::response::{IntoResponse, Response};
@@ -138,7 +138,7 @@ async fn proxy(
         .client
         .request(parts.method, format!("http://{backend}{path_and_query}"))
         .headers(headers)
-        .body(Bytes::from(body))
+        .body(body)
         .send()
         .await
         .map_err(|e| {

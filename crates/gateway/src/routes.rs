@@ -139,7 +139,7 @@ impl RouteTable {
         if routes.is_empty() {
             anyhow::bail!("the manifest holds no Ingress paths");
         }
-        routes.sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
         Ok(Self { routes })
     }
 
