@@ -165,8 +165,11 @@ pub async fn bind(settings: &HttpSettings) -> std::io::Result<TcpListener> {
 }
 
 /// Serves `router` until `shutdown` is cancelled, then lets in-flight requests finish.
+/// Handlers can extract the peer address (`ConnectInfo<SocketAddr>`).
 pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod extract;
 pub mod http;
 pub mod money;
 pub mod mongo;
+pub mod ratelimit;
 pub mod service;
 pub mod session;
 pub mod shutdown;

@@ -112,3 +112,72 @@ impl Service {
         Ok(())
     }
 }
+
+/// What every event-driven service connects to at start-up, and the shared steps that
+/// turn its API into a running [`Service`]: MongoDB and NATS (waited for), its streams
+/// declared, the listener context (with its metrics registered), then the platform
+/// stack, readiness on both dependencies, and the outbox relay.
+#[derive(Debug)]
+pub struct Backbone {
+    pub name: &'static str,
+    pub db: mongodb::Database,
+    pub bus: EventBus,
+    metrics: crate::telemetry::MetricsBuilder,
+    listeners: ListenerContext,
+}
+
+impl Backbone {
+    /// Connects (waiting for both servers) and declares `streams`: the service's own, the
+    /// ones it consumes and the dead-letter stream, before it can report ready.
+    pub async fn connect(
+        name: &'static str,
+        mongo: &crate::config::MongoSettings,
+        nats: &crate::events::NatsSettings,
+        streams: &[crate::events::StreamName],
+        listener_settings: crate::events::listener::ListenerSettings,
+    ) -> anyhow::Result<Self> {
+        let db = crate::mongo::connect(mongo, name).await?;
+        let bus = EventBus::connect(nats, name).await?;
+        for stream in streams {
+            bus.ensure_stream(*stream).await?;
+        }
+        let mut metrics = crate::telemetry::Metrics::builder();
+        let listeners = ListenerContext {
+            bus: bus.clone(),
+            service: name,
+            settings: listener_settings,
+            metrics: crate::events::listener::ListenerMetrics::register(metrics.registry()),
+        };
+        Ok(Self { name, db, bus, metrics, listeners })
+    }
+
+    /// The context the service's listeners share.
+    pub fn listeners(&self) -> ListenerContext {
+        self.listeners.clone()
+    }
+
+    /// Wraps `api` in the platform stack (readiness on MongoDB and NATS), binds the port,
+    /// and runs the relay of `outbox` beside it when the service publishes.
+    pub async fn into_service(
+        self,
+        http: &HttpSettings,
+        api: Router,
+        outbox: Option<&crate::events::outbox::Outbox>,
+    ) -> anyhow::Result<Service> {
+        let platform = crate::http::Platform {
+            settings: http.clone(),
+            metrics: self.metrics.build(),
+            dependencies: vec![
+                crate::http::Dependency::Mongo(self.db.clone()),
+                crate::http::Dependency::Nats(self.bus.client().clone()),
+            ],
+        };
+        let router = crate::http::finish_router(api, &platform);
+        let mut service = Service::bind(self.name, http, router).await?.with_bus(self.bus.clone());
+        if let Some(outbox) = outbox {
+            let relay = outbox.relay(self.bus);
+            service = service.with_task("outbox-relay", move |token| relay.run(token));
+        }
+        Ok(service)
+    }
+}

@@ -10,6 +10,9 @@ pub struct Config {
     pub http: HttpSettings,
     pub mongo: MongoSettings,
     pub session: SessionSettings,
+    /// Sign-in attempts a client may make per minute (`SIGNIN_ATTEMPTS_PER_MINUTE`,
+    /// default 10), all at once or spread out.
+    pub signin_attempts_per_minute: u32,
 }
 
 impl Config {
@@ -20,6 +23,7 @@ impl Config {
             session: SessionSettings::from_env(env)?,
             mongo: MongoSettings::from_env(env)?,
             http: HttpSettings::from_env(env, DEFAULT_PORT)?,
+            signin_attempts_per_minute: env.parse_or("SIGNIN_ATTEMPTS_PER_MINUTE", 10)?,
         })
     }
 }

@@ -15,6 +15,7 @@ pub mod users;
 use axum::extract::FromRef;
 use common::Sessions;
 use common::http::{Dependency, Platform, finish_router};
+use common::ratelimit::RateLimiter;
 use common::service::Service;
 use common::shutdown::CancellationToken;
 use common::telemetry::Metrics;
@@ -29,6 +30,7 @@ pub struct AppState {
     pub users: Users,
     pub sessions: Sessions,
     pub passwords: Passwords,
+    pub signin_limit: RateLimiter,
 }
 
 impl FromRef<AppState> for Sessions {
@@ -49,7 +51,12 @@ impl Application {
         let db = common::mongo::connect(&config.mongo, "auth").await?;
         let users = Users::new(&db);
         users.ensure_indexes().await?;
-        let state = AppState { users, sessions: config.session.sessions(), passwords: Passwords::new().await? };
+        let state = AppState {
+            users,
+            sessions: config.session.sessions(),
+            passwords: Passwords::new().await?,
+            signin_limit: RateLimiter::new(config.signin_attempts_per_minute, std::time::Duration::from_secs(60)),
+        };
         let platform = Platform {
             settings: config.http.clone(),
             metrics: Metrics::builder().build(),

@@ -1,10 +1,13 @@
 //! The four routes of the auth service.
 
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use common::ratelimit::client_key;
 use common::{ApiError, MaybeUser, ValidatedJson};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -92,17 +95,29 @@ async fn signup(
     session_response(&state, StatusCode::CREATED, &user)
 }
 
+/// Refused with 429 before any work when the client is over its attempts; then as usual.
 async fn signin(
     State(state): State<AppState>,
-    ValidatedJson(body): ValidatedJson<SigninBody>,
-) -> Result<impl IntoResponse, ApiError> {
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<ValidatedJson<SigninBody>, ApiError>,
+) -> Result<Response, Response> {
+    if let Err(retry_after) = state.signin_limit.check(&client_key(&headers, Some(peer))) {
+        let seconds = retry_after.as_secs().max(1).to_string();
+        return Err(([(header::RETRY_AFTER, seconds)], ApiError::Http(StatusCode::TOO_MANY_REQUESTS)).into_response());
+    }
+    let ValidatedJson(body) = body.map_err(IntoResponse::into_response)?;
+    check_credentials(&state, body).await.map(IntoResponse::into_response).map_err(IntoResponse::into_response)
+}
+
+async fn check_credentials(state: &AppState, body: SigninBody) -> Result<impl IntoResponse + use<>, ApiError> {
     let email = normalize_email(&present(body.email));
     let user = state.users.find_by_email(&email).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let matches =
         state.passwords.verify(SecretString::from(present(body.password)), hash).await.map_err(ApiError::Internal)?;
     match user {
-        Some(user) if matches => session_response(&state, StatusCode::OK, &user),
+        Some(user) if matches => session_response(state, StatusCode::OK, &user),
         _ => Err(ApiError::BadRequest("Invalid credentials".into())),
     }
 }

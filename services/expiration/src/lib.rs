@@ -15,12 +15,10 @@ pub mod schedule;
 
 use std::time::Duration;
 
+use common::events::StreamName;
 use common::events::outbox::Outbox;
-use common::events::{EventBus, StreamName, listener};
-use common::http::{Dependency, Platform, finish_router};
-use common::service::Service;
+use common::service::{Backbone, Service};
 use common::shutdown::CancellationToken;
-use common::telemetry::Metrics;
 
 pub use crate::config::Config;
 use crate::listeners::{OrderCancelledHandler, OrderCompletedHandler, OrderCreatedHandler};
@@ -41,33 +39,16 @@ pub struct Application {
 impl Application {
     /// Connects to MongoDB and NATS (waiting for both), declares streams and indexes.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = common::mongo::connect(&config.mongo, SERVICE).await?;
-        let bus = EventBus::connect(&config.nats, SERVICE).await?;
-        for stream in [StreamName::Expiration, StreamName::Orders, StreamName::DeadLetter] {
-            bus.ensure_stream(stream).await?;
-        }
-        let schedules = Schedules::new(&db, Outbox::new(&db));
+        let streams = [StreamName::Expiration, StreamName::Orders, StreamName::DeadLetter];
+        let backbone =
+            Backbone::connect(SERVICE, &config.mongo, &config.nats, &streams, config.listener.clone()).await?;
+        let schedules = Schedules::new(&backbone.db, Outbox::new(&backbone.db));
         schedules.ensure_indexes().await?;
-
-        let mut metrics = Metrics::builder();
-        let listeners = listener::ListenerContext {
-            bus: bus.clone(),
-            service: SERVICE,
-            settings: config.listener.clone(),
-            metrics: listener::ListenerMetrics::register(metrics.registry()),
-        };
-        let platform = Platform {
-            settings: config.http.clone(),
-            metrics: metrics.build(),
-            dependencies: vec![Dependency::Mongo(db), Dependency::Nats(bus.client().clone())],
-        };
-        let router = finish_router(axum::Router::new(), &platform);
-        let relay = schedules.outbox().relay(bus.clone());
+        let listeners = backbone.listeners();
         let scheduler = schedules.clone();
-        let service = Service::bind(SERVICE, &config.http, router)
+        let service = backbone
+            .into_service(&config.http, axum::Router::new(), Some(schedules.outbox()))
             .await?
-            .with_bus(bus)
-            .with_task("outbox-relay", move |token| relay.run(token))
             .with_task("scheduler", move |token| scheduler.run(MAX_SLEEP, token))
             .with_listener(&listeners, OrderCreatedHandler { schedules: schedules.clone() })
             .with_listener(&listeners, OrderCancelledHandler { schedules: schedules.clone() })

@@ -17,12 +17,10 @@ pub mod store;
 
 use axum::extract::FromRef;
 use common::Sessions;
+use common::events::StreamName;
 use common::events::outbox::Outbox;
-use common::events::{EventBus, StreamName, listener};
-use common::http::{Dependency, Platform, finish_router};
-use common::service::Service;
+use common::service::{Backbone, Service};
 use common::shutdown::CancellationToken;
-use common::telemetry::Metrics;
 
 pub use crate::config::Config;
 use crate::config::ProviderSettings;
@@ -66,33 +64,16 @@ impl Application {
                 Provider::Test(TestProvider)
             }
         };
-        let db = common::mongo::connect(&config.mongo, SERVICE).await?;
-        let bus = EventBus::connect(&config.nats, SERVICE).await?;
-        for stream in [StreamName::Payments, StreamName::Orders, StreamName::DeadLetter] {
-            bus.ensure_stream(stream).await?;
-        }
-        let store = Store::new(&db, Outbox::new(&db));
+        let streams = [StreamName::Payments, StreamName::Orders, StreamName::DeadLetter];
+        let backbone =
+            Backbone::connect(SERVICE, &config.mongo, &config.nats, &streams, config.listener.clone()).await?;
+        let store = Store::new(&backbone.db, Outbox::new(&backbone.db));
         store.ensure_indexes().await?;
-
-        let mut metrics = Metrics::builder();
-        let listeners = listener::ListenerContext {
-            bus: bus.clone(),
-            service: SERVICE,
-            settings: config.listener.clone(),
-            metrics: listener::ListenerMetrics::register(metrics.registry()),
-        };
-        let platform = Platform {
-            settings: config.http.clone(),
-            metrics: metrics.build(),
-            dependencies: vec![Dependency::Mongo(db), Dependency::Nats(bus.client().clone())],
-        };
+        let listeners = backbone.listeners();
         let state = AppState { store: store.clone(), sessions: config.session.sessions(), provider: provider.clone() };
-        let router = finish_router(routes::router().with_state(state), &platform);
-        let relay = store.outbox().relay(bus.clone());
-        let service = Service::bind(SERVICE, &config.http, router)
+        let service = backbone
+            .into_service(&config.http, routes::router().with_state(state), Some(store.outbox()))
             .await?
-            .with_bus(bus)
-            .with_task("outbox-relay", move |token| relay.run(token))
             .with_listener(&listeners, OrderCreatedHandler { store: store.clone() })
             .with_listener(&listeners, OrderCancelledHandler { store: store.clone(), provider })
             .with_listener(&listeners, OrderCompletedHandler { store });

@@ -20,11 +20,9 @@ pub mod store;
 
 use axum::extract::FromRef;
 use common::Sessions;
-use common::events::{EventBus, StreamName, Subject, listener};
-use common::http::{Dependency, Platform, finish_router};
-use common::service::Service;
+use common::events::{EventBus, StreamName, Subject};
+use common::service::{Backbone, Service};
 use common::shutdown::CancellationToken;
-use common::telemetry::Metrics;
 
 pub use crate::config::Config;
 use crate::listeners::{
@@ -72,18 +70,17 @@ pub async fn reset_consumers(bus: &EventBus) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn ensure_streams(bus: &EventBus) -> anyhow::Result<()> {
-    for stream in [StreamName::Tickets, StreamName::Orders, StreamName::Payments, StreamName::DeadLetter] {
-        bus.ensure_stream(stream).await?;
-    }
-    Ok(())
-}
+/// The streams the read model is built from, and the dead-letter stream.
+const STREAMS: [StreamName; 4] =
+    [StreamName::Tickets, StreamName::Orders, StreamName::Payments, StreamName::DeadLetter];
 
 /// Drops the read model and resets the consumers: every replica rebuilds from the streams.
 pub async fn rebuild(config: &Config) -> anyhow::Result<()> {
     let db = common::mongo::connect(&config.mongo, SERVICE).await?;
     let bus = EventBus::connect(&config.nats, SERVICE).await?;
-    ensure_streams(&bus).await?;
+    for stream in STREAMS {
+        bus.ensure_stream(stream).await?;
+    }
     Store::new(&db).drop_all().await?;
     reset_consumers(&bus).await?;
     bus.client().drain().await?;
@@ -100,33 +97,19 @@ impl Application {
     /// Connects to MongoDB and NATS (waiting for both); on an empty read model, resets the
     /// consumers so the model is rebuilt from the full history.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = common::mongo::connect(&config.mongo, SERVICE).await?;
-        let bus = EventBus::connect(&config.nats, SERVICE).await?;
-        ensure_streams(&bus).await?;
-        let store = Store::new(&db);
+        let backbone =
+            Backbone::connect(SERVICE, &config.mongo, &config.nats, &STREAMS, config.listener.clone()).await?;
+        let store = Store::new(&backbone.db);
         if store.is_empty().await? {
             tracing::info!("empty read model: rebuilding from the streams");
-            reset_consumers(&bus).await?;
+            reset_consumers(&backbone.bus).await?;
         }
         store.ensure_indexes().await?;
-
-        let mut metrics = Metrics::builder();
-        let listeners = listener::ListenerContext {
-            bus: bus.clone(),
-            service: SERVICE,
-            settings: config.listener.clone(),
-            metrics: listener::ListenerMetrics::register(metrics.registry()),
-        };
-        let platform = Platform {
-            settings: config.http.clone(),
-            metrics: metrics.build(),
-            dependencies: vec![Dependency::Mongo(db), Dependency::Nats(bus.client().clone())],
-        };
+        let listeners = backbone.listeners();
         let state = AppState { store: store.clone(), sessions: config.session.sessions() };
-        let router = finish_router(routes::router().with_state(state), &platform);
-        let service = Service::bind(SERVICE, &config.http, router)
+        let service = backbone
+            .into_service(&config.http, routes::router().with_state(state), None)
             .await?
-            .with_bus(bus)
             .with_listener(&listeners, TicketCreatedHandler { store: store.clone() })
             .with_listener(&listeners, TicketUpdatedHandler { store: store.clone() })
             .with_listener(&listeners, OrderCreatedHandler { store: store.clone() })

@@ -16,12 +16,10 @@ pub mod store;
 
 use axum::extract::FromRef;
 use common::Sessions;
+use common::events::StreamName;
 use common::events::outbox::Outbox;
-use common::events::{EventBus, StreamName, listener};
-use common::http::{Dependency, Platform, finish_router};
-use common::service::Service;
+use common::service::{Backbone, Service};
 use common::shutdown::CancellationToken;
-use common::telemetry::Metrics;
 
 pub use crate::config::Config;
 use crate::listeners::{OrderCancelledHandler, OrderCreatedHandler};
@@ -52,37 +50,16 @@ pub struct Application {
 impl Application {
     /// Connects to MongoDB and NATS (waiting for both), declares the stream and indexes.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = common::mongo::connect(&config.mongo, SERVICE).await?;
-        let bus = EventBus::connect(&config.nats, SERVICE).await?;
-        // Its own stream, the one it consumes, and the dead-letter stream: declared before
-        // the service reports ready, so nothing published meanwhile is refused.
-        for stream in [StreamName::Tickets, StreamName::Orders, StreamName::DeadLetter] {
-            bus.ensure_stream(stream).await?;
-        }
-        let store = Store::new(&db, Outbox::new(&db));
+        let streams = [StreamName::Tickets, StreamName::Orders, StreamName::DeadLetter];
+        let backbone =
+            Backbone::connect(SERVICE, &config.mongo, &config.nats, &streams, config.listener.clone()).await?;
+        let store = Store::new(&backbone.db, Outbox::new(&backbone.db));
         store.ensure_indexes().await?;
-
-        let mut metrics = Metrics::builder();
-        let listener_metrics = listener::ListenerMetrics::register(metrics.registry());
-        let platform = Platform {
-            settings: config.http.clone(),
-            metrics: metrics.build(),
-            dependencies: vec![Dependency::Mongo(db), Dependency::Nats(bus.client().clone())],
-        };
+        let listeners = backbone.listeners();
         let state = AppState { store: store.clone(), sessions: config.session.sessions() };
-        let router = finish_router(routes::router().with_state(state), &platform);
-
-        let listeners = listener::ListenerContext {
-            bus: bus.clone(),
-            service: SERVICE,
-            settings: config.listener.clone(),
-            metrics: listener_metrics,
-        };
-        let relay = store.outbox().relay(bus.clone());
-        let service = Service::bind(SERVICE, &config.http, router)
+        let service = backbone
+            .into_service(&config.http, routes::router().with_state(state), Some(store.outbox()))
             .await?
-            .with_bus(bus)
-            .with_task("outbox-relay", move |token| relay.run(token))
             .with_listener(&listeners, OrderCreatedHandler { store: store.clone() })
             .with_listener(&listeners, OrderCancelledHandler { store });
         Ok(Self { service })

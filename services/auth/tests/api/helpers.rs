@@ -27,6 +27,7 @@ pub fn test_config(mongo: MongoSettings) -> Config {
         },
         mongo,
         session: SessionSettings { jwt_key: random_jwt_key(), jwt_ttl: Duration::from_secs(900), cookie_secure: false },
+        signin_attempts_per_minute: 1000,
     }
 }
 

@@ -41,3 +41,29 @@ async fn signin_validates_its_body() {
     let fields: Vec<_> = errors(response).await.into_iter().map(|(_, f)| f.unwrap()).collect();
     assert_eq!(fields, vec!["email", "password"]);
 }
+
+#[tokio::test]
+async fn too_many_signins_from_one_client_are_refused_with_429_in_the_envelope() {
+    let mut config = crate::helpers::test_config(common::testing::fresh_mongo("auth"));
+    config.signin_attempts_per_minute = 3;
+    let app = crate::helpers::spawn_app_with(config).await;
+    app.signup("test@test.com", PASSWORD).await;
+
+    for _ in 0..3 {
+        assert_eq!(app.signin("test@test.com", "wrong password").await.status(), 400);
+    }
+    let limited = app.signin("test@test.com", PASSWORD).await;
+    let other_client = app
+        .client
+        .post(app.url("/api/users/signin"))
+        .header("X-Forwarded-For", "203.0.113.9")
+        .json(&json!({"email": "test@test.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().get("retry-after").is_some());
+    assert_eq!(errors(limited).await, vec![("Too many requests".into(), None)]);
+    assert_eq!(other_client.status(), 200, "the limit is per client");
+}

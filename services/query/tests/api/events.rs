@@ -64,7 +64,7 @@ async fn duplicates_are_harmless() {
     let order = history.order(&buyer, &ticket).await;
     history.order_with_id(&order, &buyer, &ticket).await;
     history.ticket_updated(&ticket, 1, "v1").await;
-    history.ticket_updated(&ticket, 1, "v1 again").await;
+    history.ticket_updated(&ticket, 1, "v1").await; // the same event, delivered twice
     history.complete(&order, &ticket).await;
     history.complete(&order, &ticket).await;
 

@@ -29,7 +29,7 @@ pub struct TestApp {
     _stop: StopOnDrop,
 }
 
-fn test_config() -> Config {
+pub fn test_config() -> Config {
     Config {
         http: common::testing::test_http_settings(),
         mongo: fresh_mongo("tickets"),
@@ -52,7 +52,7 @@ pub async fn spawn_app_behind_nats_proxy() -> TestApp {
     spawn(config, Some(proxy)).await
 }
 
-async fn spawn(config: Config, nats_proxy: Option<TcpProxy>) -> TestApp {
+pub async fn spawn(config: Config, nats_proxy: Option<TcpProxy>) -> TestApp {
     let sessions = config.session.sessions();
     let direct = common::events::NatsSettings { url: common::testing::nats_url(), ..config.nats.clone() };
     let bus = EventBus::connect(&direct, "tickets-test").await.expect("a NATS connection");

@@ -157,3 +157,36 @@ async fn an_order_for_an_unknown_ticket_is_dead_lettered_at_once() {
     assert_eq!(dead_letter_reason(&dead[0].headers).as_deref(), Some("poison"));
     assert_eq!(dead[0].headers.get("Original-Attempts").map(|v| v.as_str()), Some("1"));
 }
+
+#[tokio::test]
+async fn a_changed_consumer_configuration_is_applied_at_start_up() {
+    use async_nats::jetstream::consumer::{AckPolicy, pull};
+    let config = crate::helpers::test_config();
+    let bus = common::events::EventBus::connect(&config.nats, "old-deployment").await.unwrap();
+    bus.ensure_stream(StreamName::Orders).await.unwrap();
+    let ns = bus.namespace().clone();
+    let stream = bus.jetstream().get_stream(ns.stream(StreamName::Orders)).await.unwrap();
+    let durable = ns.name("tickets-order-created");
+    // An older deployment declared the consumer with other settings.
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(durable.clone()),
+            filter_subject: ns.subject("order.created"),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: std::time::Duration::from_secs(5),
+            max_ack_pending: 7,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let _app = crate::helpers::spawn(config, None).await;
+
+    let applied = common::testing::eventually(WAIT, || async {
+        let mut consumer: async_nats::jetstream::consumer::PullConsumer = stream.get_consumer(&durable).await.ok()?;
+        let info = consumer.info().await.ok()?;
+        (info.config.max_ack_pending == 1024).then_some(info.config.ack_wait)
+    })
+    .await;
+    assert_eq!(applied, Some(std::time::Duration::from_secs(30)), "handler timeout (20 s) + 10 s");
+}

@@ -1,0 +1,168 @@
+//! The audit on a real platform: tickets, orders, payments and query running together.
+
+use std::time::Duration;
+
+use common::events::{EventBus, NatsSettings};
+use common::shutdown::CancellationToken;
+use common::testing::{
+    StopOnDrop, TestHttp, eventually, fast_listener_settings, fresh_mongo, fresh_nats, object_id_hex, session_cookie,
+    test_database, test_http_settings, test_session_settings,
+};
+use serde_json::{Value, json};
+
+struct Platform {
+    tickets: TestHttp,
+    orders: TestHttp,
+    payments: TestHttp,
+    query: TestHttp,
+    dbs: ops::Databases,
+    bus: EventBus,
+    sessions: common::Sessions,
+    _stop: StopOnDrop,
+}
+
+async fn platform() -> Platform {
+    let nats: NatsSettings = fresh_nats();
+    let session = test_session_settings();
+    let stop = CancellationToken::new();
+    let (tm, om, pm, qm) =
+        (fresh_mongo("tickets"), fresh_mongo("orders"), fresh_mongo("payments"), fresh_mongo("query"));
+    let dbs = ops::Databases {
+        tickets: test_database(&tm.database).await,
+        orders: test_database(&om.database).await,
+        payments: test_database(&pm.database).await,
+        query: test_database(&qm.database).await,
+    };
+    let tickets = tickets::Application::build(tickets::Config {
+        http: test_http_settings(),
+        mongo: tm,
+        nats: nats.clone(),
+        session: session.clone(),
+        listener: fast_listener_settings(),
+    })
+    .await
+    .unwrap();
+    let tickets_http = TestHttp::new(tickets.port());
+    tokio::spawn(tickets.run_until_stopped(stop.clone()));
+    let orders = orders::Application::build(orders::Config {
+        http: test_http_settings(),
+        mongo: om,
+        nats: nats.clone(),
+        session: session.clone(),
+        expiration_window: Duration::from_secs(900),
+        listener: fast_listener_settings(),
+    })
+    .await
+    .unwrap();
+    let orders_http = TestHttp::new(orders.port());
+    tokio::spawn(orders.run_until_stopped(stop.clone()));
+    let payments = payments::Application::build(payments::Config {
+        http: test_http_settings(),
+        mongo: pm,
+        nats: nats.clone(),
+        session: session.clone(),
+        provider: payments::config::ProviderSettings::Test,
+        listener: fast_listener_settings(),
+    })
+    .await
+    .unwrap();
+    let payments_http = TestHttp::new(payments.port());
+    tokio::spawn(payments.run_until_stopped(stop.clone()));
+    let query = query::Application::build(query::Config {
+        http: test_http_settings(),
+        mongo: qm,
+        nats: nats.clone(),
+        session: session.clone(),
+        listener: fast_listener_settings(),
+    })
+    .await
+    .unwrap();
+    let query_http = TestHttp::new(query.port());
+    tokio::spawn(query.run_until_stopped(stop.clone()));
+    let bus = EventBus::connect(&nats, "audit-test").await.unwrap();
+    Platform {
+        tickets: tickets_http,
+        orders: orders_http,
+        payments: payments_http,
+        query: query_http,
+        dbs,
+        bus,
+        sessions: session.sessions(),
+        _stop: StopOnDrop(stop),
+    }
+}
+
+async fn quiet_audit(p: &Platform) -> ops::Report {
+    // The system settles within a second; retry until the audit is stable and clean, or
+    // return the last report.
+    let mut last = None;
+    for _ in 0..40 {
+        let report = ops::audit(&p.dbs, ops::dead_letter_count(&p.bus).await.unwrap()).await.unwrap();
+        if report.findings.is_empty() {
+            return report;
+        }
+        last = Some(report);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    last.unwrap()
+}
+
+#[tokio::test]
+async fn a_sale_a_cancellation_and_an_open_order_audit_clean_and_a_corruption_is_reported() {
+    let p = platform().await;
+    let seller = session_cookie(&p.sessions, &object_id_hex());
+    let buyer = session_cookie(&p.sessions, &object_id_hex());
+    let mut ticket_ids = Vec::new();
+    for n in 0..3 {
+        let t: Value = p
+            .tickets
+            .post("/api/tickets", Some(&seller), &json!({"title": format!("t{n}"), "price": 10}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        ticket_ids.push(t["id"].as_str().unwrap().to_owned());
+    }
+    let mut order_ids = Vec::new();
+    for ticket in &ticket_ids {
+        let order: Value = eventually(Duration::from_secs(15), || async {
+            let r = p.orders.post("/api/orders", Some(&buyer), &json!({"ticketId": ticket})).await;
+            (r.status() == 201).then_some(r.json().await.unwrap())
+        })
+        .await
+        .unwrap();
+        order_ids.push(order["id"].as_str().unwrap().to_owned());
+    }
+    let paid = eventually(Duration::from_secs(15), || async {
+        let r = p
+            .payments
+            .post("/api/payments", Some(&buyer), &json!({"token": "tok_visa", "orderId": order_ids[0]}))
+            .await;
+        (r.status() == 201).then_some(())
+    })
+    .await;
+    assert!(paid.is_some());
+    assert_eq!(p.orders.delete(&format!("/api/orders/{}", order_ids[1]), Some(&buyer)).await.status(), 204);
+    let sold = eventually(Duration::from_secs(15), || async {
+        let t: Value = p.query.get(&format!("/api/query/tickets/{}", ticket_ids[0]), None).await.json().await.ok()?;
+        (t["status"] == "sold").then_some(())
+    })
+    .await;
+    assert!(sold.is_some());
+
+    let clean = quiet_audit(&p).await;
+    assert_eq!(clean.findings, vec![], "{clean:?}");
+    assert_eq!((clean.tickets, clean.orders, clean.payments), (3, 3, 1));
+
+    // Corrupt the tickets database by hand: the ticket of the open order loses its holder.
+    let open_ticket = bson::oid::ObjectId::parse_str(&ticket_ids[2]).unwrap();
+    p.dbs
+        .tickets
+        .collection::<bson::Document>("tickets")
+        .update_one(bson::doc! {"_id": open_ticket}, bson::doc! {"$unset": {"orderId": ""}})
+        .await
+        .unwrap();
+    let report = ops::audit(&p.dbs, 0).await.unwrap();
+    let kinds: Vec<&str> = report.findings.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, vec!["active_order_not_holding_ticket"], "{report:?}");
+}
