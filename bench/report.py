@@ -75,6 +75,10 @@ lines += [
     f"- Propagation, ticket write committed (the 201) → orders replica holds it (change stream): "
     f"{p['committed']} tickets at {p['rate_per_second']}/s for {p['seconds']} s: p50 {fmt(p['p50_ms'], 2)} ms, "
     f"p99 {fmt(p['p99_ms'], 2)} ms, max {fmt(p['max_ms'], 2)} ms; never seen: {p['never_seen']}; HTTP errors: {p['errors']}.",
+    f"- Propagation at {s['propagation_50']['rate_per_second']}/s for {s['propagation_50']['seconds']} s: "
+    f"p50 {fmt(s['propagation_50']['p50_ms'], 2)} ms, p99 {fmt(s['propagation_50']['p99_ms'], 2)} ms, "
+    f"max {fmt(s['propagation_50']['max_ms'], 2)} ms; never seen: {s['propagation_50']['never_seen']}; "
+    f"HTTP errors: {s['propagation_50']['errors']}.",
     f"- Query rebuild: {q['events']:,} events (a quarter each ticket.created, ticket.updated, order.created, "
     f"payment.created) replayed into an empty read model in {fmt(q['rebuild_seconds'])} s: "
     f"**{fmt(q['events_per_second'], 0)} events/s**.",

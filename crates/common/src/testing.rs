@@ -126,6 +126,7 @@ pub fn fresh_nats() -> crate::events::NatsSettings {
 pub fn fast_listener_settings() -> crate::events::listener::ListenerSettings {
     crate::events::listener::ListenerSettings {
         max_attempts: 4,
+        max_gap_attempts: 4,
         first_retry_delay: std::time::Duration::from_millis(50),
         max_retry_delay: std::time::Duration::from_millis(200),
         ..Default::default()

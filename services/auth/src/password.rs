@@ -3,6 +3,11 @@
 //! Parameters are OWASP's minimum for argon2id (19 MiB, 2 iterations, 1 lane). A sign-in
 //! for an unknown email verifies against a dummy hash, so it costs the same as a wrong
 //! password and the response time does not reveal which emails exist.
+//!
+//! At most one hash per core runs at a time (the others wait their turn): every hash holds
+//! 19 MiB, and without a bound a burst of sign-ups grows the blocking pool, and the
+//! allocator's per-thread arenas with it, to gigabytes (measured: 2 GB RSS under 8
+//! concurrent sign-ups before this bound, see BENCHMARKS.md).
 
 use std::sync::Arc;
 
@@ -30,10 +35,11 @@ fn verify_blocking(password: &SecretString, hash: &str) -> anyhow::Result<bool> 
     Ok(argon2().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok())
 }
 
-/// Hashes and verifies passwords on the blocking thread pool.
+/// Hashes and verifies passwords on the blocking thread pool, one per core at a time.
 #[derive(Clone)]
 pub struct Passwords {
     dummy_hash: Arc<str>,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Passwords {
@@ -47,10 +53,17 @@ impl Passwords {
     pub async fn new() -> anyhow::Result<Self> {
         let dummy = SecretString::from("dummy password for timing equalisation".to_owned());
         let dummy_hash = tokio::task::spawn_blocking(move || hash_blocking(&dummy)).await??;
-        Ok(Self { dummy_hash: dummy_hash.into() })
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Ok(Self { dummy_hash: dummy_hash.into(), slots: Arc::new(tokio::sync::Semaphore::new(cores)) })
+    }
+
+    /// Hashes currently allowed at once.
+    pub fn capacity(&self) -> usize {
+        self.slots.available_permits()
     }
 
     pub async fn hash(&self, password: SecretString) -> anyhow::Result<String> {
+        let _slot = self.slots.acquire().await.context("password slots closed")?;
         tokio::task::spawn_blocking(move || hash_blocking(&password)).await.context("hashing task failed")?
     }
 
@@ -59,6 +72,7 @@ impl Passwords {
     pub async fn verify(&self, password: SecretString, hash: Option<String>) -> anyhow::Result<bool> {
         let known_user = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
+        let _slot = self.slots.acquire().await.context("password slots closed")?;
         let matches = tokio::task::spawn_blocking(move || verify_blocking(&password, &hash))
             .await
             .context("verification task failed")??;
@@ -81,6 +95,21 @@ mod tests {
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert!(passwords.verify(secret("correct horse"), Some(hash.clone())).await.unwrap());
         assert!(!passwords.verify(secret("wrong horse"), Some(hash)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn no_more_hashes_than_cores_run_at_once_and_all_finish() {
+        let passwords = Passwords::new().await.unwrap();
+        let cores = passwords.capacity();
+        let burst = (0..cores * 4).map(|n| passwords.hash(secret(&format!("password {n}"))));
+        let probe = async {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            passwords.capacity()
+        };
+        let (hashes, free_during_burst) = tokio::join!(futures::future::join_all(burst), probe);
+        assert_eq!(free_during_burst, 0, "every slot busy, the rest waiting");
+        assert!(hashes.iter().all(Result::is_ok));
+        assert_eq!(passwords.capacity(), cores, "slots are given back");
     }
 
     #[tokio::test]

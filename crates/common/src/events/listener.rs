@@ -71,8 +71,12 @@ pub trait Handler: Send + Sync + 'static {
 /// Retry and concurrency policy of a listener.
 #[derive(Debug, Clone)]
 pub struct ListenerSettings {
-    /// Deliveries before a retryable failure is dead-lettered.
+    /// Deliveries before a failing event (a transient error that persists) is dead-lettered.
     pub max_attempts: i64,
+    /// Deliveries before an event whose predecessor never arrives is dead-lettered. Larger:
+    /// a missing predecessor is normal while consumers replay history at different paces
+    /// (a rebuild), not a failure.
+    pub max_gap_attempts: i64,
     /// Delay before the second delivery; doubles per attempt up to `max_retry_delay`.
     pub first_retry_delay: Duration,
     pub max_retry_delay: Duration,
@@ -86,6 +90,7 @@ impl Default for ListenerSettings {
     fn default() -> Self {
         Self {
             max_attempts: 12,
+            max_gap_attempts: 120,
             first_retry_delay: Duration::from_millis(200),
             max_retry_delay: Duration::from_secs(10),
             concurrency: 16,
@@ -252,7 +257,10 @@ impl<H: Handler> Worker<H> {
                 }
             }
             Err(HandleError::Poison(reason)) => self.dead_letter(&message, &delivery, "poison", &reason).await,
-            Err(err) if delivery.attempt >= self.settings.max_attempts => {
+            Err(err @ HandleError::Retry(_)) if delivery.attempt >= self.settings.max_gap_attempts => {
+                self.dead_letter(&message, &delivery, "attempts_exhausted", &err.to_string()).await;
+            }
+            Err(err @ HandleError::Transient(_)) if delivery.attempt >= self.settings.max_attempts => {
                 self.dead_letter(&message, &delivery, "attempts_exhausted", &err.to_string()).await;
             }
             Err(err) => {
