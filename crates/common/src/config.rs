@@ -9,7 +9,7 @@ use std::fmt::Display;
 use std::str::FromStr;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 /// The smallest accepted `JWT_KEY`, in bytes (256 bits for HS256).
 pub const MIN_JWT_KEY_BYTES: usize = 32;
@@ -191,11 +191,6 @@ impl HttpSettings {
             body_limit: env.parse_or("BODY_LIMIT_BYTES", 64 * 1024)?,
         })
     }
-}
-
-/// Shows a secret's length, never its value (for start-up logs).
-pub fn describe_secret(secret: &SecretString) -> String {
-    format!("<{} bytes>", secret.expose_secret().len())
 }
 
 #[cfg(test)]

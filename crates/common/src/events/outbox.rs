@@ -139,11 +139,6 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn with_settings(mut self, settings: RelaySettings) -> Self {
-        self.settings = settings;
-        self
-    }
-
     /// Runs until `shutdown` is cancelled; the round in progress finishes first.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = self.settings.min_backoff;
