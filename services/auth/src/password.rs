@@ -4,17 +4,21 @@
 //! for an unknown email verifies against a dummy hash, so it costs the same as a wrong
 //! password and the response time does not reveal which emails exist.
 //!
-//! At most one hash per core runs at a time (the others wait their turn): every hash holds
-//! 19 MiB, and without a bound a burst of sign-ups grows the blocking pool, and the
-//! allocator's per-thread arenas with it, to gigabytes (measured: 2 GB RSS under 8
-//! concurrent sign-ups before this bound, see BENCHMARKS.md).
+//! Hashing runs on a fixed pool of one dedicated thread per core, never on tokio's blocking
+//! pool, and each of those threads reuses one 19 MiB argon2 memory buffer for every hash.
+//! Allocating and freeing 19 MiB per hash on an open-ended pool grew auth to 2 GB RSS under
+//! 8 concurrent sign-ups (849 MB with a semaphore, 394 MB with the fixed pool alone); with
+//! the reused buffers the peak is about 64 MB (see BENCHMARKS.md). Requests beyond the pool
+//! wait in its queue.
 
 use std::sync::Arc;
 
 use anyhow::Context;
+use std::cell::RefCell;
+
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 
 fn argon2() -> Argon2<'static> {
@@ -22,24 +26,70 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+thread_local! {
+    /// The hashing thread's own argon2 memory, allocated once and reused by every hash on
+    /// that thread (19 MiB): repeated 19 MiB allocations fragmented the heap into hundreds
+    /// of megabytes under load.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+fn hash_into(argon: &Argon2<'_>, password: &[u8], salt: &[u8], out: &mut [u8]) -> argon2::Result<()> {
+    MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        let blocks = argon.params().block_count();
+        if memory.len() != blocks {
+            *memory = vec![Block::new(); blocks];
+        }
+        argon.hash_password_into_with_memory(password, salt, out, &mut memory[..])
+    })
+}
+
 fn hash_blocking(password: &SecretString) -> anyhow::Result<String> {
+    let argon = argon2();
     let salt = SaltString::generate(&mut OsRng);
-    let hash = argon2()
-        .hash_password(password.expose_secret().as_bytes(), &salt)
-        .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))?;
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_buf).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+        Ok(hash_into(&argon, password.expose_secret().as_bytes(), salt_bytes, out)?)
+    })
+    .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon.params()).map_err(|e| anyhow::anyhow!("params: {e}"))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
     Ok(hash.to_string())
 }
 
+/// Verifies with the parameters stored in the hash (so hashes made with older parameters
+/// keep verifying), comparing in constant time.
 fn verify_blocking(password: &SecretString, hash: &str) -> anyhow::Result<bool> {
     let parsed = PasswordHash::new(hash).map_err(|e| anyhow::anyhow!("stored hash is not a PHC string: {e}"))?;
-    Ok(argon2().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok())
+    let expected = parsed.hash.ok_or_else(|| anyhow::anyhow!("stored hash has no output"))?;
+    let salt = parsed.salt.ok_or_else(|| anyhow::anyhow!("stored hash has no salt"))?;
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_buf).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|e| anyhow::anyhow!("algorithm: {e}"))?;
+    let version = parsed.version.map(Version::try_from).transpose().map_err(|e| anyhow::anyhow!("version: {e}"))?;
+    let params = Params::try_from(&parsed).map_err(|e| anyhow::anyhow!("params: {e}"))?;
+    let argon = Argon2::new(algorithm, version.unwrap_or_default(), params);
+    let mut computed = vec![0u8; expected.len()];
+    hash_into(&argon, password.expose_secret().as_bytes(), salt_bytes, &mut computed)
+        .map_err(|e| anyhow::anyhow!("argon2 verification failed: {e}"))?;
+    let computed = Output::new(&computed).map_err(|e| anyhow::anyhow!("output: {e}"))?;
+    Ok(expected == computed) // Output's equality is constant-time
 }
 
-/// Hashes and verifies passwords on the blocking thread pool, one per core at a time.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Hashes and verifies passwords on its own threads, one per core.
 #[derive(Clone)]
 pub struct Passwords {
     dummy_hash: Arc<str>,
-    slots: Arc<tokio::sync::Semaphore>,
+    jobs: std::sync::mpsc::Sender<Job>,
+    threads: usize,
 }
 
 impl std::fmt::Debug for Passwords {
@@ -49,22 +99,53 @@ impl std::fmt::Debug for Passwords {
 }
 
 impl Passwords {
-    /// Prepares the dummy hash used for unknown emails.
+    /// Starts one hashing thread per core and prepares the dummy hash for unknown emails.
     pub async fn new() -> anyhow::Result<Self> {
-        let dummy = SecretString::from("dummy password for timing equalisation".to_owned());
-        let dummy_hash = tokio::task::spawn_blocking(move || hash_blocking(&dummy)).await??;
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        Ok(Self { dummy_hash: dummy_hash.into(), slots: Arc::new(tokio::sync::Semaphore::new(cores)) })
+        Self::with_threads(std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)).await
     }
 
-    /// Hashes currently allowed at once.
-    pub fn capacity(&self) -> usize {
-        self.slots.available_permits()
+    /// Starts `threads` hashing threads. They end when the last clone is dropped.
+    pub async fn with_threads(threads: usize) -> anyhow::Result<Self> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..threads.max(1) {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new().name(format!("argon2-{n}")).spawn(move || {
+                loop {
+                    // The lock is held only while waiting for the next job, never while hashing.
+                    let job = match queue.lock() {
+                        Ok(receiver) => receiver.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return, // every sender dropped
+                    }
+                }
+            })?;
+        }
+        let mut passwords = Self { dummy_hash: Arc::from(""), jobs, threads: threads.max(1) };
+        let dummy = SecretString::from("dummy password for timing equalisation".to_owned());
+        passwords.dummy_hash = passwords.run(move || hash_blocking(&dummy)).await??.into();
+        Ok(passwords)
+    }
+
+    /// How many hashing threads there are.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `work` on a hashing thread and waits for its result without blocking the runtime.
+    pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || drop(done.send(work()))))
+            .map_err(|_| anyhow::anyhow!("the hashing threads are gone"))?;
+        result.await.context("a hashing thread dropped its job")
     }
 
     pub async fn hash(&self, password: SecretString) -> anyhow::Result<String> {
-        let _slot = self.slots.acquire().await.context("password slots closed")?;
-        tokio::task::spawn_blocking(move || hash_blocking(&password)).await.context("hashing task failed")?
+        self.run(move || hash_blocking(&password)).await?
     }
 
     /// Verifies `password` against `hash`, or against the dummy hash when there is no user
@@ -72,10 +153,7 @@ impl Passwords {
     pub async fn verify(&self, password: SecretString, hash: Option<String>) -> anyhow::Result<bool> {
         let known_user = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
-        let _slot = self.slots.acquire().await.context("password slots closed")?;
-        let matches = tokio::task::spawn_blocking(move || verify_blocking(&password, &hash))
-            .await
-            .context("verification task failed")??;
+        let matches = self.run(move || verify_blocking(&password, &hash)).await??;
         Ok(known_user && matches)
     }
 }
@@ -98,18 +176,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn no_more_hashes_than_cores_run_at_once_and_all_finish() {
-        let passwords = Passwords::new().await.unwrap();
-        let cores = passwords.capacity();
-        let burst = (0..cores * 4).map(|n| passwords.hash(secret(&format!("password {n}"))));
-        let probe = async {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            passwords.capacity()
-        };
-        let (hashes, free_during_burst) = tokio::join!(futures::future::join_all(burst), probe);
-        assert_eq!(free_during_burst, 0, "every slot busy, the rest waiting");
-        assert!(hashes.iter().all(Result::is_ok));
-        assert_eq!(passwords.capacity(), cores, "slots are given back");
+    async fn work_runs_on_at_most_the_pool_threads_and_at_most_that_many_at_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let passwords = Passwords::with_threads(2).await.unwrap();
+        let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let jobs = (0..12).map(|_| {
+            let (running, peak) = (Arc::clone(&running), Arc::clone(&peak));
+            passwords.run(move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                running.fetch_sub(1, Ordering::SeqCst);
+                std::thread::current().name().unwrap_or_default().to_owned()
+            })
+        });
+        let names: std::collections::HashSet<String> =
+            futures::future::join_all(jobs).await.into_iter().map(Result::unwrap).collect();
+        assert!(names.len() <= 2 && names.iter().all(|n| n.starts_with("argon2-")), "{names:?}");
+        assert_eq!(peak.load(Ordering::SeqCst), 2, "both threads busy, the rest queued");
+    }
+
+    #[test]
+    fn hashes_are_standard_phc_strings_the_argon2_crate_verifies() {
+        use argon2::password_hash::PasswordVerifier;
+        let hash = hash_blocking(&secret("interop check")).unwrap();
+        let parsed = PasswordHash::new(&hash).unwrap();
+        assert!(argon2().verify_password(b"interop check", &parsed).is_ok());
+        assert!(argon2().verify_password(b"something else", &parsed).is_err());
     }
 
     #[tokio::test]
