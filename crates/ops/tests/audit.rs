@@ -5,8 +5,8 @@ use std::time::Duration;
 use common::events::{EventBus, NatsSettings};
 use common::shutdown::CancellationToken;
 use common::testing::{
-    StopOnDrop, TestHttp, eventually, fast_listener_settings, fresh_mongo, fresh_nats, object_id_hex, session_cookie,
-    test_database, test_http_settings, test_session_settings,
+    StopOnDrop, TestHttp, eventually, fresh_mongo, fresh_nats, object_id_hex, session_cookie, test_database,
+    test_session_settings,
 };
 use serde_json::{Value, json};
 
@@ -33,63 +33,12 @@ async fn platform() -> Platform {
         payments: test_database(&pm.database).await,
         query: test_database(&qm.database).await,
     };
-    let tickets = tickets::Application::build(tickets::Config {
-        http: test_http_settings(),
-        mongo: tm,
-        nats: nats.clone(),
-        session: session.clone(),
-        listener: fast_listener_settings(),
-    })
-    .await
-    .unwrap();
-    let tickets_http = TestHttp::new(tickets.port());
-    tokio::spawn(tickets.run_until_stopped(stop.clone()));
-    let orders = orders::Application::build(orders::Config {
-        http: test_http_settings(),
-        mongo: om,
-        nats: nats.clone(),
-        session: session.clone(),
-        expiration_window: Duration::from_secs(900),
-        listener: fast_listener_settings(),
-    })
-    .await
-    .unwrap();
-    let orders_http = TestHttp::new(orders.port());
-    tokio::spawn(orders.run_until_stopped(stop.clone()));
-    let payments = payments::Application::build(payments::Config {
-        http: test_http_settings(),
-        mongo: pm,
-        nats: nats.clone(),
-        session: session.clone(),
-        provider: payments::config::ProviderSettings::Test,
-        listener: fast_listener_settings(),
-    })
-    .await
-    .unwrap();
-    let payments_http = TestHttp::new(payments.port());
-    tokio::spawn(payments.run_until_stopped(stop.clone()));
-    let query = query::Application::build(query::Config {
-        http: test_http_settings(),
-        mongo: qm,
-        nats: nats.clone(),
-        session: session.clone(),
-        listener: fast_listener_settings(),
-    })
-    .await
-    .unwrap();
-    let query_http = TestHttp::new(query.port());
-    tokio::spawn(query.run_until_stopped(stop.clone()));
+    let tickets = testkit::tickets(tm, &nats, &session, &stop).await.http;
+    let orders = testkit::orders(om, &nats, &session, Duration::from_secs(900), &stop).await.http;
+    let payments = testkit::payments(pm, &nats, &session, &stop).await.http;
+    let query = testkit::query(qm, &nats, &session, &stop).await.http;
     let bus = EventBus::connect(&nats, "audit-test").await.unwrap();
-    Platform {
-        tickets: tickets_http,
-        orders: orders_http,
-        payments: payments_http,
-        query: query_http,
-        dbs,
-        bus,
-        sessions: session.sessions(),
-        _stop: StopOnDrop(stop),
-    }
+    Platform { tickets, orders, payments, query, dbs, bus, sessions: session.sessions(), _stop: StopOnDrop(stop) }
 }
 
 async fn quiet_audit(p: &Platform) -> ops::Report {

@@ -4,40 +4,17 @@ use std::time::{Duration, Instant};
 
 use common::events::NatsSettings;
 use common::shutdown::CancellationToken;
-use common::testing::{
-    StopOnDrop, TestHttp, eventually, fast_listener_settings, fresh_mongo, fresh_nats, session_cookie,
-};
+use common::testing::{StopOnDrop, TestHttp, eventually, fresh_mongo, fresh_nats, session_cookie};
 use serde_json::{Value, json};
 
 use crate::helpers::{spawn, test_config};
 
 /// A tickets service and an expiration worker in `nats`'s namespace; stopped on drop.
-async fn start_neighbours(
-    nats: &NatsSettings,
-    sessions_key: &common::config::SessionSettings,
-) -> (TestHttp, StopOnDrop) {
+async fn start_neighbours(nats: &NatsSettings, session: &common::config::SessionSettings) -> (TestHttp, StopOnDrop) {
     let stop = CancellationToken::new();
-    let tickets = tickets::Application::build(tickets::Config {
-        http: common::testing::test_http_settings(),
-        mongo: fresh_mongo("tickets"),
-        nats: nats.clone(),
-        session: sessions_key.clone(),
-        listener: fast_listener_settings(),
-    })
-    .await
-    .expect("tickets builds");
-    let tickets_http = TestHttp::new(tickets.port());
-    tokio::spawn(tickets.run_until_stopped(stop.clone()));
-    let expiration = expiration::Application::build(expiration::Config {
-        http: common::testing::test_http_settings(),
-        mongo: fresh_mongo("expiration"),
-        nats: nats.clone(),
-        listener: fast_listener_settings(),
-    })
-    .await
-    .expect("expiration builds");
-    tokio::spawn(expiration.run_until_stopped(stop.clone()));
-    (tickets_http, StopOnDrop(stop))
+    let tickets = testkit::tickets(fresh_mongo("tickets"), nats, session, &stop).await;
+    testkit::expiration(fresh_mongo("expiration"), nats, &stop).await;
+    (tickets.http, StopOnDrop(stop))
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! tickets, orders and payments together, through real events only.
 
 use common::shutdown::CancellationToken;
-use common::testing::{StopOnDrop, TestHttp, eventually, fast_listener_settings, fresh_mongo, session_cookie};
+use common::testing::{StopOnDrop, eventually, fresh_mongo, session_cookie};
 use serde_json::{Value, json};
 
 use crate::helpers::{WAIT, spawn, test_config};
@@ -13,29 +13,9 @@ async fn paying_completes_the_order_and_the_ticket_stays_reserved_for_good() {
     let payments = spawn(config).await;
     let stop = CancellationToken::new();
     let _stop = StopOnDrop(stop.clone());
-    let tickets = tickets::Application::build(tickets::Config {
-        http: common::testing::test_http_settings(),
-        mongo: fresh_mongo("tickets"),
-        nats: nats.clone(),
-        session: session.clone(),
-        listener: fast_listener_settings(),
-    })
-    .await
-    .unwrap();
-    let tickets_http = TestHttp::new(tickets.port());
-    tokio::spawn(tickets.run_until_stopped(stop.clone()));
-    let orders = orders::Application::build(orders::Config {
-        http: common::testing::test_http_settings(),
-        mongo: fresh_mongo("orders"),
-        nats,
-        session,
-        expiration_window: std::time::Duration::from_secs(900),
-        listener: fast_listener_settings(),
-    })
-    .await
-    .unwrap();
-    let orders_http = TestHttp::new(orders.port());
-    tokio::spawn(orders.run_until_stopped(stop.clone()));
+    let tickets_http = testkit::tickets(fresh_mongo("tickets"), &nats, &session, &stop).await.http;
+    let window = std::time::Duration::from_secs(900);
+    let orders_http = testkit::orders(fresh_mongo("orders"), &nats, &session, window, &stop).await.http;
     let seller = session_cookie(&payments.sessions, &common::testing::object_id_hex());
     let (_, buyer) = payments.user();
 

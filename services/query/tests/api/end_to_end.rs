@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use common::shutdown::CancellationToken;
-use common::testing::{TestHttp, eventually, fast_listener_settings, fresh_mongo, session_cookie, test_http_settings};
+use common::testing::{eventually, fresh_mongo, session_cookie};
 use serde_json::{Value, json};
 
 use crate::helpers::{WAIT, spawn_app};
@@ -13,41 +13,11 @@ async fn query_answers_with_tickets_orders_and_payments_stopped() {
     let query = spawn_app().await;
     let (nats, session) = (query.config.nats.clone(), query.config.session.clone());
     let owners = CancellationToken::new();
-    let tickets = tickets::Application::build(tickets::Config {
-        http: test_http_settings(),
-        mongo: fresh_mongo("tickets"),
-        nats: nats.clone(),
-        session: session.clone(),
-        listener: fast_listener_settings(),
-    })
-    .await
-    .unwrap();
-    let tickets_http = TestHttp::new(tickets.port());
-    let tickets_task = tokio::spawn(tickets.run_until_stopped(owners.clone()));
-    let orders = orders::Application::build(orders::Config {
-        http: test_http_settings(),
-        mongo: fresh_mongo("orders"),
-        nats: nats.clone(),
-        session: session.clone(),
-        expiration_window: Duration::from_secs(900),
-        listener: fast_listener_settings(),
-    })
-    .await
-    .unwrap();
-    let orders_http = TestHttp::new(orders.port());
-    let orders_task = tokio::spawn(orders.run_until_stopped(owners.clone()));
-    let payments = payments::Application::build(payments::Config {
-        http: test_http_settings(),
-        mongo: fresh_mongo("payments"),
-        nats,
-        session,
-        provider: payments::config::ProviderSettings::Test,
-        listener: fast_listener_settings(),
-    })
-    .await
-    .unwrap();
-    let payments_http = TestHttp::new(payments.port());
-    let payments_task = tokio::spawn(payments.run_until_stopped(owners.clone()));
+    let tickets = testkit::tickets(fresh_mongo("tickets"), &nats, &session, &owners).await;
+    let orders = testkit::orders(fresh_mongo("orders"), &nats, &session, Duration::from_secs(900), &owners).await;
+    let payments = testkit::payments(fresh_mongo("payments"), &nats, &session, &owners).await;
+    let (tickets_http, orders_http, payments_http) = (tickets.http, orders.http, payments.http);
+    let (tickets_task, orders_task, payments_task) = (tickets.task, orders.task, payments.task);
     let seller = session_cookie(&query.sessions, &common::testing::object_id_hex());
     let buyer_id = common::testing::object_id_hex();
     let buyer = query.cookie(&buyer_id);
