@@ -94,6 +94,10 @@ pub struct MongoSettings {
     pub database: String,
     /// How long start-up waits for the server (`STARTUP_TIMEOUT_SECONDS`, default 60).
     pub startup_timeout: Duration,
+    /// Whether the driver retries a write once after a network error (MongoDB's retryable
+    /// writes). On by default; a service whose writes are all idempotent and redelivered
+    /// by its listeners turns it off (see `query`).
+    pub retry_writes: bool,
 }
 
 impl MongoSettings {
@@ -105,6 +109,7 @@ impl MongoSettings {
             uri: SecretString::from(uri.to_owned()),
             database,
             startup_timeout: env.seconds_or("STARTUP_TIMEOUT_SECONDS", 60)?,
+            retry_writes: true,
         })
     }
 }

@@ -24,6 +24,9 @@ pub async fn connect(settings: &MongoSettings, app_name: &str) -> anyhow::Result
     let mut options = ClientOptions::parse(settings.uri.expose_secret()).await?;
     options.app_name = Some(app_name.to_owned());
     options.server_selection_timeout.get_or_insert(SERVER_SELECTION_TIMEOUT);
+    if !settings.retry_writes {
+        options.retry_writes = Some(false);
+    }
     let client = Client::with_options(options)?;
     let db = client.database(&settings.database);
 

@@ -25,7 +25,12 @@ pub fn mongo_base_uri() -> String {
 pub fn fresh_mongo(prefix: &str) -> MongoSettings {
     let database = unique_name(prefix);
     let uri = with_database(&mongo_base_uri(), &database);
-    MongoSettings { uri: SecretString::from(uri), database, startup_timeout: std::time::Duration::from_secs(20) }
+    MongoSettings {
+        uri: SecretString::from(uri),
+        database,
+        startup_timeout: std::time::Duration::from_secs(20),
+        retry_writes: true,
+    }
 }
 
 /// A random 64-character JWT key, different for every test.

@@ -57,12 +57,29 @@ impl FromRef<AppState> for Sessions {
     }
 }
 
+/// The name of this service's durable consumer of `subject`.
+fn consumer_name(bus: &EventBus, subject: Subject) -> String {
+    bus.namespace().name(&format!("{SERVICE}-{}", subject.as_str().replace('.', "-")))
+}
+
+/// Events not yet applied: delivered-but-unacknowledged plus not-yet-delivered messages of
+/// every consumer. Zero once a replay has caught up (operators and the benchmark watch it).
+pub async fn backlog(bus: &EventBus) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for subject in SUBJECTS {
+        let stream = bus.jetstream().get_stream(bus.namespace().stream(subject.stream())).await?;
+        let info = stream.consumer_info(consumer_name(bus, subject)).await?;
+        total += info.num_pending + info.num_ack_pending as u64;
+    }
+    Ok(total)
+}
+
 /// Deletes this service's durable consumers, so they are declared again from the start of
 /// their streams. Missing ones are fine.
 pub async fn reset_consumers(bus: &EventBus) -> anyhow::Result<()> {
     for subject in SUBJECTS {
         let stream = bus.jetstream().get_stream(bus.namespace().stream(subject.stream())).await?;
-        let name = bus.namespace().name(&format!("{SERVICE}-{}", subject.as_str().replace('.', "-")));
+        let name = consumer_name(bus, subject);
         if stream.delete_consumer(&name).await.is_ok() {
             tracing::info!(consumer = %name, "consumer reset; it replays from the start");
         }
@@ -76,7 +93,7 @@ const STREAMS: [StreamName; 4] =
 
 /// Drops the read model and resets the consumers: every replica rebuilds from the streams.
 pub async fn rebuild(config: &Config) -> anyhow::Result<()> {
-    let db = common::mongo::connect(&config.mongo, SERVICE).await?;
+    let db = common::mongo::connect(&mongo_settings(config), SERVICE).await?;
     let bus = EventBus::connect(&config.nats, SERVICE).await?;
     for stream in STREAMS {
         bus.ensure_stream(stream).await?;
@@ -85,6 +102,15 @@ pub async fn rebuild(config: &Config) -> anyhow::Result<()> {
     reset_consumers(&bus).await?;
     bus.client().drain().await?;
     Ok(())
+}
+
+/// The MongoDB settings with the driver's retryable writes off: every write of the read
+/// model is idempotent, and a failed one is redelivered by its listener, so a driver-level
+/// retry adds nothing. (It also costs: the development server keeps a record per retryable
+/// write and, past 10,000, sorts them all on every write, which made a long replay
+/// quadratic; see BENCHMARKS.md.)
+fn mongo_settings(config: &Config) -> common::config::MongoSettings {
+    common::config::MongoSettings { retry_writes: false, ..config.mongo.clone() }
 }
 
 /// The query service, bound to its port, with its listeners ready to start.
@@ -98,7 +124,8 @@ impl Application {
     /// consumers so the model is rebuilt from the full history.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let backbone =
-            Backbone::connect(SERVICE, &config.mongo, &config.nats, &STREAMS, config.listener.clone()).await?;
+            Backbone::connect(SERVICE, &mongo_settings(&config), &config.nats, &STREAMS, config.listener.clone())
+                .await?;
         let store = Store::new(&backbone.db);
         if store.is_empty().await? {
             tracing::info!("empty read model: rebuilding from the streams");

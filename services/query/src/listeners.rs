@@ -27,15 +27,20 @@ macro_rules! handler {
 }
 
 handler!(
-    /// `ticket.created`: a new ticket, available unless orders for it arrived first.
-    TicketCreatedHandler, TicketCreated, |store, event| Ok(store.ticket_created(&event).await?)
+    /// `ticket.created`: a new ticket, available unless orders for it arrived first (and
+    /// stale if one of its updates arrived first).
+    TicketCreatedHandler, TicketCreated, |store, event| {
+        let what = format!("ticket {} v{}", event.id, event.version);
+        store.ticket_state((&event).into()).await?.into_result(&what)
+    }
 );
 
 handler!(
-    /// `ticket.updated`: title and price in version order.
+    /// `ticket.updated`: title and price in version order (creating the ticket if this is
+    /// the first event of it seen).
     TicketUpdatedHandler, TicketUpdated, |store, event| {
         let what = format!("ticket {} v{}", event.id, event.version);
-        store.ticket_updated(&event).await?.into_result(&what)
+        store.ticket_state((&event).into()).await?.into_result(&what)
     }
 );
 

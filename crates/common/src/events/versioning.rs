@@ -25,15 +25,18 @@ pub enum ReplicaCheck {
     Apply,
     /// The replica already has this version or a later one.
     Stale,
-    /// An earlier event is missing (or the record is unknown yet).
+    /// An earlier event is missing.
     Gap,
+    /// The replica does not have the record at all yet.
+    Missing,
 }
 
 pub fn replica_check(current: Option<i64>, event_version: i64) -> ReplicaCheck {
     match current {
         Some(v) if v == event_version - 1 => ReplicaCheck::Apply,
         Some(v) if v >= event_version => ReplicaCheck::Stale,
-        _ => ReplicaCheck::Gap,
+        Some(_) => ReplicaCheck::Gap,
+        None => ReplicaCheck::Missing,
     }
 }
 
@@ -45,6 +48,9 @@ pub enum ReplicaOutcome {
     Stale,
     /// A predecessor is missing: retry later.
     Gap,
+    /// The record is not in the replica yet (its creation has not arrived): retry later,
+    /// unless the caller can create it from the event.
+    Missing,
 }
 
 impl ReplicaOutcome {
@@ -53,6 +59,7 @@ impl ReplicaOutcome {
         match self {
             Self::Applied | Self::Stale => Ok(()),
             Self::Gap => Err(HandleError::Retry(format!("{what}: an earlier version has not been applied yet"))),
+            Self::Missing => Err(HandleError::Retry(format!("{what}: the record has not been created yet"))),
         }
     }
 }
@@ -96,6 +103,7 @@ where
         ReplicaCheck::Apply => ReplicaOutcome::Gap, // changed between the two reads: retry
         ReplicaCheck::Stale => ReplicaOutcome::Stale,
         ReplicaCheck::Gap => ReplicaOutcome::Gap,
+        ReplicaCheck::Missing => ReplicaOutcome::Missing,
     })
 }
 
@@ -109,7 +117,7 @@ mod tests {
         assert_eq!(replica_check(Some(3), 3), ReplicaCheck::Stale);
         assert_eq!(replica_check(Some(5), 3), ReplicaCheck::Stale);
         assert_eq!(replica_check(Some(1), 3), ReplicaCheck::Gap);
-        assert_eq!(replica_check(None, 1), ReplicaCheck::Gap);
+        assert_eq!(replica_check(None, 1), ReplicaCheck::Missing);
     }
 
     #[test]
@@ -117,5 +125,6 @@ mod tests {
         assert!(ReplicaOutcome::Applied.into_result("x").is_ok());
         assert!(ReplicaOutcome::Stale.into_result("x").is_ok());
         assert!(matches!(ReplicaOutcome::Gap.into_result("x"), Err(HandleError::Retry(_))));
+        assert!(matches!(ReplicaOutcome::Missing.into_result("x"), Err(HandleError::Retry(_))));
     }
 }

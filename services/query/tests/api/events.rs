@@ -61,6 +61,7 @@ async fn duplicates_are_harmless() {
     let history = History { bus: &app.bus };
     let buyer = object_id_hex();
     let ticket = history.ticket("dup", 100).await;
+    history.ticket_created_again(&ticket, "dup", 100).await;
     let order = history.order(&buyer, &ticket).await;
     history.order_with_id(&order, &buyer, &ticket).await;
     history.ticket_updated(&ticket, 1, "v1").await;
@@ -71,6 +72,9 @@ async fn duplicates_are_harmless() {
     app.wait_for_ticket(&ticket, |t| t["status"] == "sold" && t["version"] == 1).await;
     app.http.wait_for_outcome("query-order-completed", "ack", 2).await;
     app.http.wait_for_outcome("query-ticket-updated", "ack", 2).await;
+    // A redelivered creation is a no-op that is acknowledged, not a failing transaction.
+    app.http.wait_for_outcome("query-order-created", "ack", 2).await;
+    app.http.wait_for_outcome("query-ticket-created", "ack", 2).await;
 
     let orders = app.orders_of(&buyer).await;
     assert_eq!(orders.len(), 1);
@@ -100,4 +104,30 @@ async fn an_order_and_a_payment_that_arrive_before_their_ticket_and_order_are_ke
 
     let reserved = app.wait_for_ticket(&ticket, |t| t["status"] == "reserved").await;
     assert_eq!(reserved["orderId"], order.as_str());
+}
+
+#[tokio::test]
+async fn an_update_seen_before_its_ticket_creates_it_and_the_late_creation_is_ignored() {
+    let app = spawn_app().await;
+    let history = History { bus: &app.bus };
+    let buyer = object_id_hex();
+    let ticket = object_id_hex();
+    history.order(&buyer, &ticket).await;
+    history.ticket_updated(&ticket, 1, "renamed").await;
+
+    let seen = app.wait_for_ticket(&ticket, |t| t["version"] == 1 && t["status"] == "reserved").await;
+    assert_eq!((seen["title"].as_str(), seen["status"].as_str()), (Some("renamed"), Some("reserved")));
+
+    let creation = common::events::TicketCreated {
+        id: ticket.clone(),
+        version: 0,
+        title: "original".into(),
+        price: common::money::Price::from_cents(100).unwrap(),
+        user_id: object_id_hex(),
+    };
+    common::testing::publish_event(&app.bus, &creation).await;
+    app.http.wait_for_outcome("query-ticket-created", "ack", 1).await;
+    let after = app.ticket(&ticket).await.unwrap();
+    assert_eq!((after["title"].as_str(), after["version"].as_i64()), (Some("renamed"), Some(1)));
+    assert_eq!(after["price"].as_f64(), Some(9.99));
 }

@@ -120,6 +120,18 @@ impl History<'_> {
         id
     }
 
+    /// The `ticket.created` of an existing ticket once more (a redelivery).
+    pub async fn ticket_created_again(&self, id: &str, title: &str, cents: i64) {
+        let event = TicketCreated {
+            id: id.into(),
+            version: 0,
+            title: title.into(),
+            price: Price::from_cents(cents).unwrap(),
+            user_id: object_id_hex(),
+        };
+        publish_event(self.bus, &event).await;
+    }
+
     pub async fn ticket_updated(&self, id: &str, version: i64, title: &str) {
         let event = TicketUpdated {
             id: id.into(),
