@@ -86,6 +86,7 @@ pub fn finish_router(api: Router, platform: &Platform) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(middleware::from_fn_with_state(platform.metrics.clone(), track_metrics))
         .layer(middleware::from_fn(ensure_envelope))
+        .layer(middleware::from_fn(limit_headers))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, platform.settings.request_timeout))
         .layer(DefaultBodyLimit::max(platform.settings.body_limit))
         .layer(CatchPanicLayer::new());
@@ -111,6 +112,21 @@ async fn track_metrics(State(metrics): State<Metrics>, req: Request, next: Next)
     let labels = HttpLabels { method, path, status: response.status().as_u16().to_string() };
     metrics.observe_request(labels, started.elapsed());
     response
+}
+
+/// The most header bytes (names and values) a request may carry. A browser sends well
+/// under 8 KiB to this API (nginx's default per line); more is an error or an attack.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Answers a request whose headers exceed [`MAX_HEADER_BYTES`] with a 431 in the envelope.
+/// (Blocks beyond hyper's own parser limits, over 100 headers or about 400 KB, are refused
+/// by the HTTP parser before any application code runs, with a bare 431.)
+async fn limit_headers(req: Request, next: Next) -> Response {
+    let bytes: usize = req.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if bytes > MAX_HEADER_BYTES {
+        return StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.into_response();
+    }
+    next.run(req).await
 }
 
 async fn ensure_envelope(req: Request, next: Next) -> Response {
@@ -252,6 +268,19 @@ mod tests {
         let (status, res) = call("POST", "/echo", "this body is longer than sixteen bytes").await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(envelope_message(res).await, "Payload too large");
+    }
+
+    #[tokio::test]
+    async fn oversized_headers_are_a_431_in_the_envelope() {
+        let big = "x".repeat(MAX_HEADER_BYTES);
+        let req = Request::builder().uri("/ok").header("x-filler", big.as_str()).body(Body::empty()).unwrap();
+        let res = app().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        assert_eq!(envelope_message(res).await, "Request headers too large");
+
+        let fits = "x".repeat(MAX_HEADER_BYTES / 2);
+        let req = Request::builder().uri("/ok").header("x-filler", fits.as_str()).body(Body::empty()).unwrap();
+        assert_eq!(app().oneshot(req).await.unwrap().status(), StatusCode::OK);
     }
 
     #[tokio::test]

@@ -12,6 +12,8 @@ pub mod password;
 pub mod routes;
 pub mod users;
 
+use std::sync::Arc;
+
 use axum::extract::FromRef;
 use common::Sessions;
 use common::http::{Dependency, Platform, finish_router};
@@ -24,13 +26,26 @@ pub use crate::config::Config;
 use crate::password::Passwords;
 use crate::users::Users;
 
-/// Everything a handler needs: cheap handles only.
+/// Everything a handler needs, behind one reference count: axum clones the state for every
+/// request, and the profile of currentuser showed cloning and dropping each handle
+/// (`bench/results/profile-currentuser.txt`).
 #[derive(Clone, Debug)]
-pub struct AppState {
+pub struct AppState(Arc<Handles>);
+
+#[derive(Debug)]
+pub struct Handles {
     pub users: Users,
     pub sessions: Sessions,
     pub passwords: Passwords,
     pub signin_limit: RateLimiter,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Handles;
+
+    fn deref(&self) -> &Handles {
+        &self.0
+    }
 }
 
 impl FromRef<AppState> for Sessions {
@@ -51,12 +66,12 @@ impl Application {
         let db = common::mongo::connect(&config.mongo, "auth").await?;
         let users = Users::new(&db);
         users.ensure_indexes().await?;
-        let state = AppState {
+        let state = AppState(Arc::new(Handles {
             users,
             sessions: config.session.sessions(),
             passwords: Passwords::new().await?,
             signin_limit: RateLimiter::new(config.signin_attempts_per_minute, std::time::Duration::from_secs(60)),
-        };
+        }));
         let platform = Platform {
             settings: config.http.clone(),
             metrics: Metrics::builder().build(),

@@ -56,6 +56,25 @@ async fn an_oversized_body_is_a_413_in_the_envelope() {
 }
 
 #[tokio::test]
+async fn huge_headers_are_a_431_in_the_envelope_and_create_nothing() {
+    let app = spawn_app().await;
+
+    let response = app
+        .client
+        .post(app.url("/api/users/signup"))
+        .header("Content-Type", "application/json")
+        .header("Cookie", format!("session={}", "a".repeat(64 * 1024)))
+        .body(r#"{"email":"a@b.com","password":"password123"}"#)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 431);
+    assert_eq!(errors(response).await, vec![("Request headers too large".into(), None)]);
+    assert_eq!(app.user_count().await, 0);
+}
+
+#[tokio::test]
 async fn deeply_nested_json_is_a_400_not_a_crash() {
     let app = spawn_app().await;
     let nested = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
