@@ -61,7 +61,7 @@ async fn duplicates_are_harmless() {
     let history = History { bus: &app.bus };
     let buyer = object_id_hex();
     let ticket = history.ticket("dup", 100).await;
-    history.ticket_created_again(&ticket, "dup", 100).await;
+    history.ticket_with_id(&ticket, "dup", 100).await;
     let order = history.order(&buyer, &ticket).await;
     history.order_with_id(&order, &buyer, &ticket).await;
     history.ticket_updated(&ticket, 1, "v1").await;
@@ -93,14 +93,7 @@ async fn an_order_and_a_payment_that_arrive_before_their_ticket_and_order_are_ke
     history.order_with_id(&order, &buyer, &ticket).await;
     app.wait_for_order(&buyer, &order, |o| o["payment"]["id"] == payment.as_str()).await;
     // The ticket arrives last: it is reserved from the start.
-    let event = common::events::TicketCreated {
-        id: ticket.clone(),
-        version: 0,
-        title: "late".into(),
-        price: common::money::Price::from_cents(100).unwrap(),
-        user_id: object_id_hex(),
-    };
-    common::testing::publish_event(&app.bus, &event).await;
+    history.ticket_with_id(&ticket, "late", 100).await;
 
     let reserved = app.wait_for_ticket(&ticket, |t| t["status"] == "reserved").await;
     assert_eq!(reserved["orderId"], order.as_str());
@@ -118,14 +111,7 @@ async fn an_update_seen_before_its_ticket_creates_it_and_the_late_creation_is_ig
     let seen = app.wait_for_ticket(&ticket, |t| t["version"] == 1 && t["status"] == "reserved").await;
     assert_eq!((seen["title"].as_str(), seen["status"].as_str()), (Some("renamed"), Some("reserved")));
 
-    let creation = common::events::TicketCreated {
-        id: ticket.clone(),
-        version: 0,
-        title: "original".into(),
-        price: common::money::Price::from_cents(100).unwrap(),
-        user_id: object_id_hex(),
-    };
-    common::testing::publish_event(&app.bus, &creation).await;
+    history.ticket_with_id(&ticket, "original", 100).await;
     app.http.wait_for_outcome("query-ticket-created", "ack", 1).await;
     let after = app.ticket(&ticket).await.unwrap();
     assert_eq!((after["title"].as_str(), after["version"].as_i64()), (Some("renamed"), Some(1)));

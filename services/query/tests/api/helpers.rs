@@ -109,19 +109,13 @@ pub struct History<'a> {
 impl History<'_> {
     pub async fn ticket(&self, title: &str, cents: i64) -> String {
         let id = object_id_hex();
-        let event = TicketCreated {
-            id: id.clone(),
-            version: 0,
-            title: title.into(),
-            price: Price::from_cents(cents).unwrap(),
-            user_id: object_id_hex(),
-        };
-        publish_event(self.bus, &event).await;
+        self.ticket_with_id(&id, title, cents).await;
         id
     }
 
-    /// The `ticket.created` of an existing ticket once more (a redelivery).
-    pub async fn ticket_created_again(&self, id: &str, title: &str, cents: i64) {
+    /// The `ticket.created` of ticket `id` (again, for a redelivery; late, for a ticket
+    /// whose orders or updates came first).
+    pub async fn ticket_with_id(&self, id: &str, title: &str, cents: i64) {
         let event = TicketCreated {
             id: id.into(),
             version: 0,
