@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 /// One entry of the error envelope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorItem {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -27,8 +27,9 @@ impl ErrorItem {
 }
 
 /// The body of every error response of every service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorEnvelope {
+    #[schema(min_items = 1)]
     pub errors: Vec<ErrorItem>,
 }
 

@@ -35,6 +35,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::HttpSettings;
 use crate::error::{ApiError, Enveloped, ErrorItem, envelope_response, message_for_status};
+use crate::openapi::Api;
 use crate::telemetry::{HttpLabels, Metrics};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -78,8 +79,9 @@ pub struct Platform {
 }
 
 /// Adds the JSON 404 fallback, the middleware stack and the operational routes to a
-/// service's API router.
-pub fn finish_router(api: Router, platform: &Platform) -> Router {
+/// service's API router, and serves its OpenAPI description when it has one.
+pub fn finish_router(api: impl Into<Api>, platform: &Platform) -> Router {
+    let api = api.into().into_router();
     let stack = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(TraceLayer::new_for_http().make_span_with(make_span))

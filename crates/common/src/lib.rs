@@ -15,6 +15,7 @@ pub mod extract;
 pub mod http;
 pub mod money;
 pub mod mongo;
+pub mod openapi;
 pub mod ratelimit;
 pub mod service;
 pub mod session;
@@ -23,6 +24,6 @@ pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
 
-pub use error::{ApiError, ErrorItem};
+pub use error::{ApiError, ErrorEnvelope, ErrorItem};
 pub use extract::ValidatedJson;
 pub use session::{Claims, CurrentUser, MaybeUser, Sessions};

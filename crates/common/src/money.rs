@@ -59,6 +59,23 @@ impl Price {
     }
 }
 
+/// A JSON number above 0, at most [`MAX_PRICE`], with at most two decimals.
+impl utoipa::PartialSchema for Price {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .exclusive_minimum(Some(0))
+            .maximum(Some(MAX_PRICE))
+            .multiple_of(Some(0.01))
+            .description(Some("A price: above 0, at most 1000000, at most two decimals"))
+            .examples([serde_json::json!(19.99)])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Price {}
+
 impl fmt::Display for Price {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)

@@ -161,7 +161,7 @@ impl Backbone {
     pub async fn into_service(
         self,
         http: &HttpSettings,
-        api: Router,
+        api: impl Into<crate::openapi::Api>,
         outbox: Option<&crate::events::outbox::Outbox>,
     ) -> anyhow::Result<Service> {
         let platform = crate::http::Platform {

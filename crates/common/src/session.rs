@@ -21,7 +21,7 @@ use crate::error::ApiError;
 pub const SESSION_COOKIE: &str = "session";
 
 /// The claims of a session token: who the user is and when the token expires.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Claims {
     pub id: String,
     pub email: String,

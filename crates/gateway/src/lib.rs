@@ -5,9 +5,13 @@
 //! is mapped to a local address (`GATEWAY_BACKENDS=auth=127.0.0.1:8101,...`, written by
 //! `dev/up`). Unknown paths get the platform's JSON 404; an unreachable backend a 503.
 //!
+//! `GET /-/openapi.json` is the platform's whole HTTP API: the services' own OpenAPI
+//! descriptions merged ([`openapi`]).
+//!
 //! `dev/up` runs it; by hand: `GATEWAY_INGRESS=infra/k8s/base/ingress.yaml
 //! GATEWAY_BACKENDS=auth=127.0.0.1:3001 cargo run -p gateway`.
 
+pub mod openapi;
 pub mod routes;
 
 use std::collections::HashMap;
@@ -102,6 +106,7 @@ pub fn router(config: &Config) -> anyhow::Result<Router> {
         Gateway { routes: Arc::new(config.routes.clone()), backends: Arc::new(config.backends.clone()), client };
     Ok(Router::new()
         .route("/-/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/-/openapi.json", axum::routing::get(merged_openapi))
         .fallback(proxy)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state))
@@ -150,6 +155,30 @@ async fn proxy(
     let mut response = (status, Body::from(body)).into_response();
     *response.headers_mut() = headers;
     Ok(response)
+}
+
+/// Fetches every routed service's description and merges them.
+async fn merged_openapi(State(gateway): State<Gateway>) -> Result<axum::Json<serde_json::Value>, ApiError> {
+    let mut services: Vec<&str> = gateway.routes.routes().iter().map(|r| r.service.as_str()).collect();
+    services.sort_unstable();
+    services.dedup();
+    let fetches = services.into_iter().map(|service| {
+        let gateway = gateway.clone();
+        async move {
+            let unavailable = |reason: String| ApiError::unavailable(anyhow::anyhow!("openapi of {service}: {reason}"));
+            let backend = gateway.backends.get(service).ok_or_else(|| unavailable("no local backend".into()))?;
+            let url = format!("http://{backend}{}", common::openapi::PATH);
+            let response = gateway.client.get(url).send().await.map_err(|e| unavailable(e.to_string()))?;
+            if !response.status().is_success() {
+                return Err(unavailable(format!("status {}", response.status())));
+            }
+            let doc = response.json::<serde_json::Value>().await.map_err(|e| unavailable(e.to_string()))?;
+            Ok((service.to_owned(), doc))
+        }
+    });
+    let descriptions = futures::future::try_join_all(fetches).await?;
+    let merged = openapi::merge(&descriptions, env!("CARGO_PKG_VERSION")).map_err(ApiError::internal)?;
+    Ok(axum::Json(merged))
 }
 
 fn strip_hop_by_hop(headers: &HeaderMap) -> HeaderMap {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use common::Sessions;
 use common::http::{Dependency, Platform, finish_router};
+use common::openapi::Api;
 use common::ratelimit::RateLimiter;
 use common::service::Service;
 use common::shutdown::CancellationToken;
@@ -77,7 +78,7 @@ impl Application {
             metrics: Metrics::builder().build(),
             dependencies: vec![Dependency::Mongo(db)],
         };
-        let router = finish_router(routes::router().with_state(state), &platform);
+        let router = finish_router(Api::new(routes::routes(), state, "auth"), &platform);
         Ok(Self { service: Service::bind("auth", &config.http, router).await? })
     }
 

@@ -2,27 +2,29 @@
 
 use std::net::SocketAddr;
 
+use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use common::ratelimit::client_key;
-use common::{ApiError, MaybeUser, ValidatedJson};
+use common::{ApiError, Claims, ErrorEnvelope, MaybeUser, ValidatedJson};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use validator::{Validate, ValidationError};
 
 use crate::AppState;
 use crate::users::{InsertError, UserDocument};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/users/signup", post(signup))
-        .route("/api/users/signin", post(signin))
-        .route("/api/users/signout", post(signout))
-        .route("/api/users/currentuser", get(current_user))
+/// The routes, each with its OpenAPI description.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(signin))
+        .routes(routes!(signout))
+        .routes(routes!(current_user))
 }
 
 const INVALID_EMAIL: &str = "Email must be valid";
@@ -41,30 +43,39 @@ fn valid_email(email: &str) -> Result<(), ValidationError> {
     }
 }
 
-#[derive(Debug, Deserialize, Validate)]
+/// Body of sign-up. The fields are options so that a missing one is a field error in the
+/// envelope, not a decoding failure.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct SignupBody {
+    /// Compared and stored trimmed and lower-cased; must not be in use.
     #[validate(required(message = "Email must be valid"), custom(function = "valid_email"))]
+    #[schema(value_type = String, required = true, format = Email)]
     email: Option<String>,
     #[validate(
         required(message = "Password must be between 8 and 128 characters"),
         length(min = 8, max = 128, message = "Password must be between 8 and 128 characters")
     )]
+    #[schema(value_type = String, required = true, min_length = 8, max_length = 128)]
     password: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Validate)]
+/// Body of sign-in.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct SigninBody {
     #[validate(required(message = "Email must be valid"), custom(function = "valid_email"))]
+    #[schema(value_type = String, required = true, format = Email)]
     email: Option<String>,
     #[validate(
         required(message = "You must supply a password"),
         length(min = 1, message = "You must supply a password")
     )]
+    #[schema(value_type = String, required = true, min_length = 1)]
     password: Option<String>,
 }
 
 /// The public view of a user.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = User)]
 pub struct UserView {
     id: String,
     email: String,
@@ -81,6 +92,19 @@ fn present(field: Option<String>) -> String {
     field.unwrap_or_default()
 }
 
+/// Creates an account and signs it in.
+#[utoipa::path(
+    post,
+    path = "/api/users/signup",
+    operation_id = "signup",
+    tag = "users",
+    request_body = SignupBody,
+    responses(
+        (status = 201, description = "Signed up; the session cookie is set", body = UserView,
+            headers(("set-cookie" = String, description = "The `session` cookie"))),
+        (status = 400, description = "Validation, or `Email in use`", body = ErrorEnvelope),
+    )
+)]
 async fn signup(
     State(state): State<AppState>,
     ValidatedJson(body): ValidatedJson<SignupBody>,
@@ -95,7 +119,24 @@ async fn signup(
     session_response(&state, StatusCode::CREATED, &user)
 }
 
+/// Signs in with email and password.
+///
 /// Refused with 429 before any work when the client is over its attempts; then as usual.
+#[utoipa::path(
+    post,
+    path = "/api/users/signin",
+    operation_id = "signin",
+    tag = "users",
+    request_body = SigninBody,
+    responses(
+        (status = 200, description = "Signed in; the session cookie is set", body = UserView,
+            headers(("set-cookie" = String, description = "The `session` cookie"))),
+        (status = 400, description = "Validation, or `Invalid credentials` (unknown email and wrong password alike)",
+            body = ErrorEnvelope),
+        (status = 429, description = "Too many attempts from this client", body = ErrorEnvelope,
+            headers(("retry-after" = String, description = "Seconds until the next attempt is allowed"))),
+    )
+)]
 async fn signin(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -131,10 +172,39 @@ fn session_response(
     Ok((status, [(header::SET_COOKIE, state.sessions.cookie(&token))], Json(UserView::from(user))))
 }
 
+/// The empty object `{}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Empty {}
+
+/// Signs out: clears the session cookie.
+#[utoipa::path(
+    post,
+    path = "/api/users/signout",
+    operation_id = "signout",
+    tag = "users",
+    responses((status = 200, description = "Signed out; the cookie is cleared", body = Empty,
+        headers(("set-cookie" = String, description = "The `session` cookie, expired"))))
+)]
 async fn signout(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::SET_COOKIE, state.sessions.clear_cookie())], Json(json!({})))
+    ([(header::SET_COOKIE, state.sessions.clear_cookie())], Json(Empty {}))
 }
 
-async fn current_user(MaybeUser(claims): MaybeUser) -> Json<serde_json::Value> {
-    Json(json!({ "currentUser": claims }))
+/// Who the session belongs to, if anyone.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CurrentUserView {
+    /// The token's claims, or null without a valid session.
+    current_user: Option<Claims>,
+}
+
+/// The signed-in user, or null. Never an error for a missing or bad token.
+#[utoipa::path(
+    get,
+    path = "/api/users/currentuser",
+    operation_id = "currentUser",
+    tag = "users",
+    responses((status = 200, description = "The claims of a valid session, or null", body = CurrentUserView))
+)]
+async fn current_user(MaybeUser(claims): MaybeUser) -> Json<CurrentUserView> {
+    Json(CurrentUserView { current_user: claims })
 }

@@ -20,6 +20,7 @@ use axum::extract::FromRef;
 use common::Sessions;
 use common::events::StreamName;
 use common::events::outbox::Outbox;
+use common::openapi::Api;
 use common::service::{Backbone, Service};
 use common::shutdown::CancellationToken;
 
@@ -71,7 +72,7 @@ impl Application {
             expiration_window: config.expiration_window,
         };
         let service = backbone
-            .into_service(&config.http, routes::router().with_state(state), Some(store.outbox()))
+            .into_service(&config.http, Api::new(routes::routes(), state, SERVICE), Some(store.outbox()))
             .await?
             .with_listener(&listeners, TicketCreatedHandler { store: store.clone() })
             .with_listener(&listeners, TicketUpdatedHandler { store: store.clone() })

@@ -1,21 +1,24 @@
 //! The four routes of the orders service.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use common::events::OrderStatus;
 use common::extract::object_id;
 use common::money::Price;
-use common::{ApiError, CurrentUser, ValidatedJson};
+use common::{ApiError, CurrentUser, ErrorEnvelope, ValidatedJson};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use validator::{Validate, ValidationError};
 
 use crate::AppState;
 use crate::store::{Order, TicketReplica, rfc3339};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/orders", get(list).post(create)).route("/api/orders/{id}", get(show).delete(cancel))
+/// The routes, each with its OpenAPI description.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(show, cancel))
 }
 
 /// Attempts of a cancellation that keeps meeting concurrent changes.
@@ -27,15 +30,19 @@ fn valid_id(id: &str) -> Result<(), ValidationError> {
         .map_err(|_| ValidationError::new("ticketId").with_message("TicketId must be a valid id".into()))
 }
 
-#[derive(Debug, Deserialize, Validate)]
+/// Body of a reservation.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewOrder {
+    /// The ticket to reserve.
     #[validate(required(message = "TicketId must be provided"), custom(function = "valid_id"))]
+    #[schema(value_type = String, required = true, pattern = "^[0-9a-fA-F]{24}$")]
     ticket_id: Option<String>,
 }
 
 /// The ticket inside an order, from the replica.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = OrderTicket)]
 pub struct OrderTicketView {
     id: String,
     title: Option<String>,
@@ -44,12 +51,15 @@ pub struct OrderTicketView {
 }
 
 /// An order as clients see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Order)]
 pub struct OrderView {
     id: String,
     user_id: String,
     status: OrderStatus,
+    /// RFC 3339; the reservation lapses then unless paid.
+    #[schema(format = DateTime)]
     expires_at: String,
     version: i64,
     ticket: OrderTicketView,
@@ -74,7 +84,23 @@ impl OrderView {
     }
 }
 
+/// Reserves a ticket.
+///
 /// Check order: 401, 400 validation, 404 unknown ticket, 400 reserved.
+#[utoipa::path(
+    post,
+    path = "/api/orders",
+    operation_id = "createOrder",
+    tag = "orders",
+    request_body = NewOrder,
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 201, description = "Reserved until `expiresAt`; emits order.created", body = OrderView),
+        (status = 400, description = "Validation, or `Ticket is already reserved`", body = ErrorEnvelope),
+        (status = 401, description = "Not authorized", body = ErrorEnvelope),
+        (status = 404, description = "The ticket is unknown to orders", body = ErrorEnvelope),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -92,12 +118,40 @@ async fn create(
     Ok((StatusCode::CREATED, Json(OrderView::new(order, Some(ticket)))))
 }
 
+/// The caller's orders.
+#[utoipa::path(
+    get,
+    path = "/api/orders",
+    operation_id = "listOrders",
+    tag = "orders",
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's orders", body = Vec<OrderView>),
+        (status = 401, description = "Not authorized", body = ErrorEnvelope),
+    )
+)]
 async fn list(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<Json<Vec<OrderView>>, ApiError> {
     let orders = state.store.orders_of(&user.id).await?;
     Ok(Json(orders.into_iter().map(|(order, ticket)| OrderView::new(order, ticket)).collect()))
 }
 
+/// One of the caller's orders.
+///
 /// Check order: 401, 404, 403.
+#[utoipa::path(
+    get,
+    path = "/api/orders/{id}",
+    operation_id = "showOrder",
+    tag = "orders",
+    params(("id" = String, Path, description = "Order id (24 hex digits)")),
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 401, description = "Not authorized", body = ErrorEnvelope),
+        (status = 403, description = "Not the caller's order", body = ErrorEnvelope),
+        (status = 404, description = "Not Found", body = ErrorEnvelope),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -111,7 +165,24 @@ async fn show(
     Ok(Json(OrderView::new(order, ticket)))
 }
 
+/// Cancels an order and releases its ticket.
+///
 /// Check order: 401, 404, 400 paid, 403; an already cancelled order is a no-op 204.
+#[utoipa::path(
+    delete,
+    path = "/api/orders/{id}",
+    operation_id = "cancelOrder",
+    tag = "orders",
+    params(("id" = String, Path, description = "Order id (24 hex digits)")),
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 204, description = "Cancelled (emits order.cancelled), or already cancelled (no event)"),
+        (status = 400, description = "`Cannot cancel a paid order`", body = ErrorEnvelope),
+        (status = 401, description = "Not authorized", body = ErrorEnvelope),
+        (status = 403, description = "Not the caller's order", body = ErrorEnvelope),
+        (status = 404, description = "Not Found", body = ErrorEnvelope),
+    )
+)]
 async fn cancel(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,

@@ -19,6 +19,7 @@ use axum::extract::FromRef;
 use common::Sessions;
 use common::events::StreamName;
 use common::events::outbox::Outbox;
+use common::openapi::Api;
 use common::service::{Backbone, Service};
 use common::shutdown::CancellationToken;
 
@@ -72,7 +73,7 @@ impl Application {
         let listeners = backbone.listeners();
         let state = AppState { store: store.clone(), sessions: config.session.sessions(), provider: provider.clone() };
         let service = backbone
-            .into_service(&config.http, routes::router().with_state(state), Some(store.outbox()))
+            .into_service(&config.http, Api::new(routes::routes(), state, SERVICE), Some(store.outbox()))
             .await?
             .with_listener(&listeners, OrderCreatedHandler { store: store.clone() })
             .with_listener(&listeners, OrderCancelledHandler { store: store.clone(), provider })

@@ -1,22 +1,24 @@
 //! `POST /api/payments`.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use common::events::OrderStatus;
 use common::extract::object_id;
-use common::{ApiError, CurrentUser, ValidatedJson};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use common::{ApiError, CurrentUser, ErrorEnvelope, ValidatedJson};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use validator::{Validate, ValidationError};
 
 use crate::AppState;
 use crate::provider::{ChargeRequest, PaymentProvider, ProviderError, charge_key};
 use crate::store::{Claim, Recorded};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/payments", post(pay))
+/// The route, with its OpenAPI description.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(pay))
 }
 
 fn valid_id(id: &str) -> Result<(), ValidationError> {
@@ -25,13 +27,25 @@ fn valid_id(id: &str) -> Result<(), ValidationError> {
         .map_err(|_| ValidationError::new("orderId").with_message("OrderId must be a valid id".into()))
 }
 
-#[derive(Debug, Deserialize, Validate)]
+/// Body of a payment.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentBody {
+    /// The card token of the payment provider (`tok_visa` with the built-in test provider).
     #[validate(required(message = "Token must be provided"), length(min = 1, message = "Token must be provided"))]
+    #[schema(value_type = String, required = true, min_length = 1)]
     token: Option<String>,
+    /// The order to pay.
     #[validate(required(message = "OrderId must be provided"), custom(function = "valid_id"))]
+    #[schema(value_type = String, required = true, pattern = "^[0-9a-fA-F]{24}$")]
     order_id: Option<String>,
+}
+
+/// A recorded payment.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Payment)]
+pub struct PaymentView {
+    id: String,
 }
 
 fn already_paid() -> ApiError {
@@ -42,13 +56,32 @@ fn cancelled() -> ApiError {
     ApiError::BadRequest("Cannot pay for a cancelled order".into())
 }
 
+/// Pays for an order.
+///
 /// Check order: 401, 400 validation, 404, 400 cancelled, 400 already paid, 403; then the
 /// claim, the charge and the record (see [`crate::store`]).
+#[utoipa::path(
+    post,
+    path = "/api/payments",
+    operation_id = "pay",
+    tag = "payments",
+    request_body = PaymentBody,
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 201, description = "Charged; emits payment.created", body = PaymentView),
+        (status = 400, description = "Validation, `Cannot pay for a cancelled order`, `Order already paid`, or the \
+            provider's decline message", body = ErrorEnvelope),
+        (status = 401, description = "Not authorized", body = ErrorEnvelope),
+        (status = 403, description = "Not the caller's order", body = ErrorEnvelope),
+        (status = 404, description = "The order is unknown to payments", body = ErrorEnvelope),
+        (status = 503, description = "The provider or the database is unavailable", body = ErrorEnvelope),
+    )
+)]
 async fn pay(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
     ValidatedJson(body): ValidatedJson<PaymentBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<PaymentView>), ApiError> {
     let token = body.token.unwrap_or_default();
     let order =
         state.store.find_order(object_id(&body.order_id.unwrap_or_default())?).await?.ok_or(ApiError::NotFound)?;
@@ -89,7 +122,7 @@ async fn pay(
     match state.store.record(payment_id, &order, &charge).await? {
         Recorded::Paid => {
             tracing::info!(order_id, payment_id = %payment_id, "order paid");
-            Ok((StatusCode::CREATED, Json(json!({ "id": payment_id.to_hex() }))))
+            Ok((StatusCode::CREATED, Json(PaymentView { id: payment_id.to_hex() })))
         }
         Recorded::OrderCancelled => {
             if let Err(err) = state.store.refund_if_charged(&order_id, &state.provider).await {

@@ -21,6 +21,7 @@ pub mod store;
 use axum::extract::FromRef;
 use common::Sessions;
 use common::events::{EventBus, StreamName, Subject};
+use common::openapi::Api;
 use common::service::{Backbone, Service};
 use common::shutdown::CancellationToken;
 
@@ -135,7 +136,7 @@ impl Application {
         let listeners = backbone.listeners();
         let state = AppState { store: store.clone(), sessions: config.session.sessions() };
         let service = backbone
-            .into_service(&config.http, routes::router().with_state(state), None)
+            .into_service(&config.http, Api::new(routes::routes(), state, SERVICE), None)
             .await?
             .with_listener(&listeners, TicketCreatedHandler { store: store.clone() })
             .with_listener(&listeners, TicketUpdatedHandler { store: store.clone() })

@@ -2,33 +2,49 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
 use base64::Engine;
+use base64::alphabet::URL_SAFE;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use common::money::Price;
-use common::{ApiError, CurrentUser, ErrorItem};
+use common::{ApiError, CurrentUser, ErrorEnvelope, ErrorItem};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::store::{OrderView, PaymentView, TicketFilter, TicketStatus, TicketView, words};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/query/tickets", get(list_tickets))
-        .route("/api/query/tickets/{id}", get(show_ticket))
-        .route("/api/query/orders", get(list_orders))
-        .route("/api/query/orders/{id}", get(show_order))
+/// The routes, each with its OpenAPI description.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tickets))
+        .routes(routes!(show_ticket))
+        .routes(routes!(list_orders))
+        .routes(routes!(show_order))
 }
 
 /// Default and largest page size.
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
-/// Most words a search may name.
-const MAX_WORDS: usize = 10;
+/// Longest search text, in characters (a title's longest).
+const MAX_SEARCH: usize = 200;
+/// Decodes cursors: unpadded base64url of any length a decoder accepts, which is the
+/// pattern the OpenAPI description gives (so every string it allows is accepted),
+/// including a hand-made cursor with non-zero trailing bits (it only positions the page).
+const CURSOR: GeneralPurpose = GeneralPurpose::new(
+    &URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone),
+);
 
-#[derive(Debug, Serialize)]
+/// A ticket with its sale status.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TicketItem {
     id: String,
@@ -37,6 +53,7 @@ pub struct TicketItem {
     user_id: String,
     version: i64,
     status: TicketStatus,
+    /// The order holding the ticket, while reserved or sold.
     #[serde(skip_serializing_if = "Option::is_none")]
     order_id: Option<String>,
 }
@@ -60,10 +77,12 @@ impl TryFrom<TicketView> for TicketItem {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One page of tickets.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TicketPage {
     items: Vec<TicketItem>,
+    /// Pass as `cursor` for the next page; null on the last one.
     next_cursor: Option<String>,
 }
 
@@ -71,7 +90,7 @@ pub struct TicketPage {
 fn ticket_filter(params: &HashMap<String, String>) -> Result<TicketFilter, ApiError> {
     let mut errors = Vec::new();
     let status = match params.get("status").map(String::as_str) {
-        None | Some("") => None,
+        None => None,
         Some(raw) => TicketStatus::parse(raw).or_else(|| {
             errors.push(ErrorItem::field("status", "Status must be available, reserved or sold"));
             None
@@ -89,24 +108,44 @@ fn ticket_filter(params: &HashMap<String, String>) -> Result<TicketFilter, ApiEr
     };
     let after = match params.get("cursor").filter(|c| !c.is_empty()) {
         None => None,
-        Some(raw) => match URL_SAFE_NO_PAD.decode(raw).ok().and_then(|b| String::from_utf8(b).ok()) {
-            Some(id) => Some(id),
-            None => {
+        Some(raw) => match CURSOR.decode(raw) {
+            Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+            Err(_) => {
                 errors.push(ErrorItem::field("cursor", "Cursor is not one this service issued"));
                 None
             }
         },
     };
-    let words = params.get("q").map(|q| words(q)).unwrap_or_default();
-    if words.len() > MAX_WORDS {
-        errors.push(ErrorItem::field("q", format!("Search at most {MAX_WORDS} words")));
+    let search = params.get("q").map(String::as_str).unwrap_or_default();
+    if search.chars().count() > MAX_SEARCH {
+        errors.push(ErrorItem::field("q", format!("Search at most {MAX_SEARCH} characters")));
     }
+    let words = words(search);
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
     Ok(TicketFilter { status, words, after, limit })
 }
 
+/// Tickets with their sale status, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/query/tickets",
+    operation_id = "queryTickets",
+    tag = "query",
+    params(
+        ("status" = Option<TicketStatus>, Query, description = "Only tickets with this status"),
+        ("q" = Option<String>, Query, max_length = 200,
+            description = "Title words, all of which must match (case and punctuation ignored)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size, 20 by default"),
+        ("cursor" = Option<String>, Query, pattern = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$",
+            description = "`nextCursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page", body = TicketPage),
+        (status = 400, description = "A bad parameter (one entry per parameter)", body = ErrorEnvelope),
+    )
+)]
 async fn list_tickets(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
@@ -122,31 +161,48 @@ async fn list_tickets(
     Ok(Json(TicketPage { items, next_cursor }))
 }
 
+/// One ticket with its sale status.
+#[utoipa::path(
+    get,
+    path = "/api/query/tickets/{id}",
+    operation_id = "queryTicket",
+    tag = "query",
+    params(("id" = String, Path, description = "Ticket id")),
+    responses(
+        (status = 200, description = "The ticket", body = TicketItem),
+        (status = 404, description = "Not Found", body = ErrorEnvelope),
+    )
+)]
 async fn show_ticket(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<TicketItem>, ApiError> {
     let ticket = state.store.ticket(&id).await?.ok_or(ApiError::NotFound)?;
     Ok(Json(ticket.try_into()?))
 }
 
-#[derive(Debug, Serialize)]
+/// The ticket of an order, as far as the read model knows it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = QueryOrderTicket)]
 pub struct OrderTicket {
     id: String,
     title: Option<String>,
     price: Option<Price>,
 }
 
-#[derive(Debug, Serialize)]
+/// The payment of a paid order.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderPayment {
     id: String,
     charge_id: String,
 }
 
-#[derive(Debug, Serialize)]
+/// An order with its ticket, and its payment once paid.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderItem {
     id: String,
     user_id: String,
     status: common::events::OrderStatus,
+    #[schema(format = DateTime)]
     expires_at: String,
     version: i64,
     ticket: OrderTicket,
@@ -182,6 +238,18 @@ async fn order_items(state: &AppState, orders: Vec<OrderView>) -> Result<Vec<Ord
         .collect()
 }
 
+/// The caller's orders, with tickets and payments.
+#[utoipa::path(
+    get,
+    path = "/api/query/orders",
+    operation_id = "queryOrders",
+    tag = "query",
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's orders", body = Vec<OrderItem>),
+        (status = 401, description = "Not authorized", body = ErrorEnvelope),
+    )
+)]
 async fn list_orders(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -190,6 +258,21 @@ async fn list_orders(
     Ok(Json(order_items(&state, orders).await?))
 }
 
+/// One of the caller's orders, with its ticket and payment.
+#[utoipa::path(
+    get,
+    path = "/api/query/orders/{id}",
+    operation_id = "queryOrder",
+    tag = "query",
+    params(("id" = String, Path, description = "Order id")),
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The order", body = OrderItem),
+        (status = 401, description = "Not authorized", body = ErrorEnvelope),
+        (status = 403, description = "Not the caller's order", body = ErrorEnvelope),
+        (status = 404, description = "Not Found", body = ErrorEnvelope),
+    )
+)]
 async fn show_order(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -207,6 +290,9 @@ async fn show_order(
 mod tests {
     use super::*;
 
+    /// The cursor pattern of the description (`list_tickets`).
+    const CURSOR_PATTERN: &str = "^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$";
+
     fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
@@ -217,6 +303,42 @@ mod tests {
         let ApiError::Validation(items) = err else { panic!("a validation error") };
         let fields: Vec<_> = items.iter().filter_map(|i| i.field.as_deref()).collect();
         assert_eq!(fields, vec!["status", "limit", "cursor"]);
+    }
+
+    #[test]
+    fn an_empty_status_or_an_overlong_search_is_named() {
+        let long = "a ".repeat(101);
+        let err = ticket_filter(&params(&[("status", ""), ("q", long.as_str())])).unwrap_err();
+        let ApiError::Validation(items) = err else { panic!("a validation error") };
+        let fields: Vec<_> = items.iter().filter_map(|i| i.field.as_deref()).collect();
+        assert_eq!(fields, vec!["status", "q"]);
+    }
+
+    #[test]
+    fn every_cursor_the_description_allows_is_accepted_and_others_are_not() {
+        let pattern = regex::Regex::new(CURSOR_PATTERN).unwrap();
+        let issued = URL_SAFE_NO_PAD.encode("6b0ad08f7d57b7e6608192c7");
+        for cursor in [issued.as_str(), "", "AB", "ABC", "ABCD", "AB_-xy", "Ab", "__"] {
+            assert!(pattern.is_match(cursor), "{cursor}");
+            assert!(ticket_filter(&params(&[("cursor", cursor)])).is_ok(), "{cursor}");
+        }
+        for cursor in ["A", "ABCDE", "%%", "AB==", "a+b/"] {
+            assert!(!pattern.is_match(cursor), "{cursor}");
+            assert!(ticket_filter(&params(&[("cursor", cursor)])).is_err(), "{cursor}");
+        }
+        let filter = ticket_filter(&params(&[("cursor", issued.as_str())])).unwrap();
+        assert_eq!(filter.after.as_deref(), Some("6b0ad08f7d57b7e6608192c7"));
+    }
+
+    #[test]
+    fn the_description_names_the_cursor_pattern_and_the_search_limit() {
+        let (_, doc) = routes().split_for_parts();
+        let doc = serde_json::to_value(doc).unwrap();
+        let parameters = doc["paths"]["/api/query/tickets"]["get"]["parameters"].as_array().unwrap().clone();
+        let schema = |name: &str| parameters.iter().find(|p| p["name"] == name).unwrap()["schema"].clone();
+        assert_eq!(schema("cursor")["pattern"], CURSOR_PATTERN);
+        assert_eq!(schema("q")["maxLength"], MAX_SEARCH);
+        assert_eq!(schema("limit")["maximum"], MAX_LIMIT);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 pub const COLLECTIONS: [&str; 4] = ["tickets", "orders", "payments", "status_locks"];
 
 /// A ticket's sale status in the read model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TicketStatus {
     Available,

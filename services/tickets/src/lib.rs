@@ -18,6 +18,7 @@ use axum::extract::FromRef;
 use common::Sessions;
 use common::events::StreamName;
 use common::events::outbox::Outbox;
+use common::openapi::Api;
 use common::service::{Backbone, Service};
 use common::shutdown::CancellationToken;
 
@@ -57,8 +58,9 @@ impl Application {
         store.ensure_indexes().await?;
         let listeners = backbone.listeners();
         let state = AppState { store: store.clone(), sessions: config.session.sessions() };
+        let api = Api::new(routes::routes(), state, SERVICE);
         let service = backbone
-            .into_service(&config.http, routes::router().with_state(state), Some(store.outbox()))
+            .into_service(&config.http, api, Some(store.outbox()))
             .await?
             .with_listener(&listeners, OrderCreatedHandler { store: store.clone() })
             .with_listener(&listeners, OrderCancelledHandler { store });

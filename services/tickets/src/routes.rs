@@ -1,20 +1,23 @@
 //! The four routes of the tickets service.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use common::extract::object_id;
 use common::money::Price;
-use common::{ApiError, CurrentUser, ValidatedJson};
+use common::{ApiError, CurrentUser, ErrorEnvelope, ValidatedJson};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use validator::{Validate, ValidationError};
 
 use crate::AppState;
 use crate::store::Ticket;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/tickets", get(list).post(create)).route("/api/tickets/{id}", get(show).put(update))
+/// The routes, each with its OpenAPI description.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(show, update))
 }
 
 /// Longest accepted title, in characters.
@@ -37,12 +40,16 @@ fn valid_price(price: f64) -> Result<(), ValidationError> {
     Price::from_decimal(price).map(drop).map_err(|e| ValidationError::new("price").with_message(e.to_string().into()))
 }
 
-/// Body of create and update.
-#[derive(Debug, Deserialize, Validate)]
+/// Body of create and update. The fields are options so that a missing one is a field
+/// error in the envelope, not a decoding failure.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct TicketBody {
+    /// Not blank; at most 200 characters once trimmed.
     #[validate(required(message = "Title is required"), custom(function = "valid_title"))]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 200, pattern = r"\S")]
     title: Option<String>,
     #[validate(required(message = "Price must be greater than 0"), custom(function = "valid_price"))]
+    #[schema(value_type = Price, required = true)]
     price: Option<f64>,
 }
 
@@ -57,14 +64,16 @@ impl TicketBody {
 }
 
 /// A ticket as clients see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Ticket)]
 pub struct TicketView {
     id: String,
     title: String,
     price: Price,
     user_id: String,
     version: i64,
+    /// The order holding the ticket, only while reserved.
     #[serde(skip_serializing_if = "Option::is_none")]
     order_id: Option<String>,
 }
@@ -76,6 +85,20 @@ impl From<Ticket> for TicketView {
     }
 }
 
+/// Puts a ticket up for sale.
+#[utoipa::path(
+    post,
+    path = "/api/tickets",
+    operation_id = "createTicket",
+    tag = "tickets",
+    request_body = TicketBody,
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 201, description = "Created, version 0; emits ticket.created", body = TicketView),
+        (status = 400, description = "Validation: one entry per failing field", body = ErrorEnvelope),
+        (status = 401, description = "Not authorized", body = ErrorEnvelope),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -87,17 +110,55 @@ async fn create(
     Ok((StatusCode::CREATED, Json(ticket.into())))
 }
 
+/// The tickets that are not reserved.
+#[utoipa::path(
+    get,
+    path = "/api/tickets",
+    operation_id = "listTickets",
+    tag = "tickets",
+    responses((status = 200, description = "Tickets not reserved", body = Vec<TicketView>))
+)]
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<TicketView>>, ApiError> {
     let tickets = state.store.list_available().await?;
     Ok(Json(tickets.into_iter().map(Into::into).collect()))
 }
 
+/// One ticket.
+#[utoipa::path(
+    get,
+    path = "/api/tickets/{id}",
+    operation_id = "showTicket",
+    tag = "tickets",
+    params(("id" = String, Path, description = "Ticket id (24 hex digits)")),
+    responses(
+        (status = 200, description = "The ticket", body = TicketView),
+        (status = 404, description = "Not Found (also for an id that is not a valid id)", body = ErrorEnvelope),
+    )
+)]
 async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<TicketView>, ApiError> {
     let ticket = state.store.find(object_id(&id)?).await?.ok_or(ApiError::NotFound)?;
     Ok(Json(ticket.into()))
 }
 
+/// Edits a ticket.
+///
 /// Check order: 401 (extractor), 400 validation (extractor), 404, 400 reserved, 403.
+#[utoipa::path(
+    put,
+    path = "/api/tickets/{id}",
+    operation_id = "updateTicket",
+    tag = "tickets",
+    params(("id" = String, Path, description = "Ticket id (24 hex digits)")),
+    request_body = TicketBody,
+    security(("session" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Updated, version + 1; emits ticket.updated", body = TicketView),
+        (status = 400, description = "Validation, or `Cannot edit a reserved ticket`", body = ErrorEnvelope),
+        (status = 401, description = "Not authorized", body = ErrorEnvelope),
+        (status = 403, description = "Not the owner", body = ErrorEnvelope),
+        (status = 404, description = "Not Found", body = ErrorEnvelope),
+    )
+)]
 async fn update(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,

@@ -144,7 +144,7 @@ pub struct TicketUpdated {
 }
 
 /// The statuses of an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum OrderStatus {
     /// Reserved, waiting for payment until it expires.
     #[serde(rename = "created")]

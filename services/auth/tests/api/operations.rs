@@ -21,6 +21,27 @@ async fn healthz_and_readyz_answer_200_when_mongodb_is_reachable() {
 }
 
 #[tokio::test]
+async fn the_openapi_description_is_served_and_documents_the_signin_limit() {
+    let app = spawn_app().await;
+
+    let response = app.client.get(app.url("/openapi.json")).send().await.unwrap();
+
+    assert_eq!(response.status(), 200);
+    let doc: Value = response.json().await.unwrap();
+    let mut paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    paths.sort();
+    assert_eq!(paths, ["/api/users/currentuser", "/api/users/signin", "/api/users/signout", "/api/users/signup"]);
+    let signin = &doc["paths"]["/api/users/signin"]["post"]["responses"];
+    assert!(signin["429"]["headers"]["retry-after"].is_object(), "{signin}");
+    let signup = &doc["components"]["schemas"]["SignupBody"]["properties"];
+    assert_eq!(
+        (signup["password"]["minLength"].as_u64(), signup["password"]["maxLength"].as_u64()),
+        (Some(8), Some(128))
+    );
+    assert_eq!(signup["email"]["format"], "email");
+}
+
+#[tokio::test]
 async fn metrics_count_requests_per_route_and_status() {
     let app = spawn_app().await;
     app.signup("m@test.com", PASSWORD).await;

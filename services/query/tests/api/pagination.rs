@@ -75,6 +75,9 @@ async fn bad_list_parameters_are_400s_naming_them() {
         ("limit=101", "limit"),
         ("limit=ten", "limit"),
         ("cursor=%25%25", "cursor"),
+        ("cursor=A", "cursor"),
+        ("status=", "status"),
+        (&format!("q={}", "word%20".repeat(67)), "q"),
     ] {
         let response = app.http.get(&format!("/api/query/tickets?{query}"), None).await;
         assert_eq!(response.status(), 400, "{query}");

@@ -41,3 +41,33 @@ async fn the_list_holds_every_ticket_not_reserved() {
     let ids: Vec<&str> = list.iter().map(|t| t["id"].as_str().unwrap()).collect();
     assert_eq!(ids, vec![first["id"].as_str().unwrap(), third["id"].as_str().unwrap()]);
 }
+
+#[tokio::test]
+async fn the_service_serves_its_openapi_description() {
+    let app = spawn_app().await;
+
+    let response = app.get("/openapi.json").await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let doc: Value = response.json().await.unwrap();
+    assert_eq!(doc["info"]["title"], "ticketing: tickets");
+    let methods = |path: &str| {
+        let mut methods: Vec<String> = doc["paths"][path].as_object().unwrap().keys().cloned().collect();
+        methods.sort();
+        methods
+    };
+    assert_eq!(methods("/api/tickets"), ["get", "post"]);
+    assert_eq!(methods("/api/tickets/{id}"), ["get", "put"]);
+    let create = &doc["paths"]["/api/tickets"]["post"];
+    assert_eq!(
+        create["responses"]["201"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Ticket"
+    );
+    assert_eq!(
+        create["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/TicketBody"
+    );
+    assert!(create["responses"]["default"].is_object(), "any other error is described");
+    assert_eq!(doc["components"]["schemas"]["TicketBody"]["required"], serde_json::json!(["title", "price"]));
+}
