@@ -7,6 +7,11 @@
 //! - [`TestProvider`]: built in, for local runs and tests without a key. Accepts
 //!   `tok_visa` and `pm_card_visa`, declines `tok_chargeDeclined` with Stripe's message.
 //!
+//! Before a request charges an order whose earlier attempt was abandoned mid-charge (a
+//! stale claim, see [`crate::store`]), it asks the provider for a charge that already
+//! succeeded for the order ([`PaymentProvider::find_charge`]; Stripe: a PaymentIntent
+//! search on `metadata['order_id']`), so a retry with a different card cannot charge twice.
+//!
 //! A decline is a [`ProviderError::Declined`] (the service answers 400 with the message);
 //! a request Stripe refuses is [`ProviderError::Rejected`] (400); timeouts, 5xx, rate
 //! limits and authentication failures are [`ProviderError::Unavailable`] (503).
@@ -60,6 +65,9 @@ pub trait PaymentProvider: Send + Sync {
         charge: &Charge,
         idempotency_key: &str,
     ) -> impl Future<Output = Result<String, ProviderError>> + Send;
+
+    /// A charge that already succeeded for `order_id`, if the provider has one.
+    fn find_charge(&self, order_id: &str) -> impl Future<Output = Result<Option<Charge>, ProviderError>> + Send;
 }
 
 /// The configured provider.
@@ -81,6 +89,13 @@ impl PaymentProvider for Provider {
         match self {
             Self::Stripe(p) => p.refund(charge, idempotency_key).await,
             Self::Test(p) => p.refund(charge, idempotency_key).await,
+        }
+    }
+
+    async fn find_charge(&self, order_id: &str) -> Result<Option<Charge>, ProviderError> {
+        match self {
+            Self::Stripe(p) => p.find_charge(order_id).await,
+            Self::Test(p) => p.find_charge(order_id).await,
         }
     }
 }
@@ -107,6 +122,11 @@ impl PaymentProvider for TestProvider {
     async fn refund(&self, _: &Charge, _: &str) -> Result<String, ProviderError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         Ok(format!("re_test_{}", &id[..24]))
+    }
+
+    /// The test provider moves no money and keeps no record: nothing to find.
+    async fn find_charge(&self, _: &str) -> Result<Option<Charge>, ProviderError> {
+        Ok(None)
     }
 }
 
@@ -149,6 +169,11 @@ struct Refund {
     id: String,
 }
 
+#[derive(Debug, Deserialize)]
+struct SearchResult {
+    data: Vec<PaymentIntent>,
+}
+
 impl Stripe {
     /// `base_url` is `https://api.stripe.com` in production, a mock server in tests.
     pub fn new(key: SecretString, base_url: &str, timeout: Duration) -> anyhow::Result<Self> {
@@ -162,12 +187,22 @@ impl Stripe {
         idempotency_key: &str,
         form: &[(&str, String)],
     ) -> Result<T, ProviderError> {
-        let response = self
-            .client
-            .post(format!("{}{path}", self.base_url))
+        let request =
+            self.client.post(format!("{}{path}", self.base_url)).header("Idempotency-Key", idempotency_key).form(form);
+        self.send(request).await
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ProviderError> {
+        self.send(self.client.get(format!("{}{path}", self.base_url)).query(query)).await
+    }
+
+    async fn send<T: serde::de::DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ProviderError> {
+        let response = request
             .bearer_auth(self.key.expose_secret())
-            .header("Idempotency-Key", idempotency_key)
-            .form(form)
             .send()
             .await
             .map_err(|e| ProviderError::Unavailable(anyhow::Error::new(e).context("calling Stripe")))?;
@@ -231,6 +266,18 @@ impl PaymentProvider for Stripe {
         let form = [("payment_intent", charge.payment_intent.clone())];
         let refund: Refund = self.post("/v1/refunds", idempotency_key, &form).await?;
         Ok(refund.id)
+    }
+
+    /// Searches the order's succeeded PaymentIntents (every charge carries
+    /// `metadata[order_id]`). Stripe's search index can lag new writes by up to about a
+    /// minute; a takeover happens only after a claim is [`crate::store::STALE_CLAIM`] old.
+    async fn find_charge(&self, order_id: &str) -> Result<Option<Charge>, ProviderError> {
+        let query = format!("metadata['order_id']:'{order_id}' AND status:'succeeded'");
+        let found: SearchResult = self.get("/v1/payment_intents/search", &[("query", query)]).await?;
+        Ok(found.data.into_iter().find(|intent| intent.status == "succeeded").map(|intent| Charge {
+            id: intent.latest_charge.clone().unwrap_or_else(|| intent.id.clone()),
+            payment_intent: intent.id,
+        }))
     }
 }
 

@@ -52,6 +52,13 @@ fn already_paid() -> ApiError {
     ApiError::BadRequest("Order already paid".into())
 }
 
+fn provider_error(err: ProviderError) -> ApiError {
+    match err {
+        ProviderError::Declined(message) | ProviderError::Rejected(message) => ApiError::BadRequest(message),
+        ProviderError::Unavailable(source) => ApiError::Unavailable(source),
+    }
+}
+
 fn cancelled() -> ApiError {
     ApiError::BadRequest("Cannot pay for a cancelled order".into())
 }
@@ -94,27 +101,34 @@ async fn pay(
         return Err(ApiError::Forbidden);
     }
     let order_id = order.id.to_hex();
-    let payment_id = match state.store.claim(&order_id).await? {
-        Claim::Granted(id) => id,
+    let (payment_id, earlier) = match state.store.claim(&order_id).await? {
+        Claim::Granted(id) => (id, None),
+        // The attempt before died mid-charge: it may have charged. A failed lookup keeps
+        // the claim (a 503; the next attempt after it goes stale looks again).
+        Claim::TakenOver(id) => (id, state.provider.find_charge(&order_id).await.map_err(provider_error)?),
         Claim::Paid | Claim::InProgress => return Err(already_paid()),
     };
-
-    let request = ChargeRequest {
-        amount_cents: order.price_cents,
-        idempotency_key: charge_key(&order_id, &token),
-        token,
-        order_id: order_id.clone(),
-    };
-    let charge = match state.provider.charge(&request).await {
-        Ok(charge) => charge,
-        Err(err) => {
-            // Nothing was charged (or, after an outage, a retry with the same key returns
-            // what was): give the claim back so the order can be paid.
-            state.store.release(payment_id).await?;
-            return Err(match err {
-                ProviderError::Declined(message) | ProviderError::Rejected(message) => ApiError::BadRequest(message),
-                ProviderError::Unavailable(source) => ApiError::Unavailable(source),
-            });
+    let charge = match earlier {
+        Some(charge) => {
+            tracing::warn!(order_id, charge_id = %charge.id, "an abandoned attempt had charged: recording that charge");
+            charge
+        }
+        None => {
+            let request = ChargeRequest {
+                amount_cents: order.price_cents,
+                idempotency_key: charge_key(&order_id, &token),
+                token,
+                order_id: order_id.clone(),
+            };
+            match state.provider.charge(&request).await {
+                Ok(charge) => charge,
+                Err(err) => {
+                    // Nothing was charged (or, after an outage, a retry with the same key
+                    // returns what was): give the claim back so the order can be paid.
+                    state.store.release(payment_id).await?;
+                    return Err(provider_error(err));
+                }
+            }
         }
     };
     // From here the money is taken: a database failure leaves the claim in place, and the

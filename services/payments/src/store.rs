@@ -6,7 +6,9 @@
 //!    the unique index lets one request in and turns the others away;
 //! 2. only the claimant calls the provider (with an idempotency key per order and card);
 //! 3. a decline or an outage releases the claim; a success is **recorded** in one
-//!    transaction that also marks the order replica paid and stages `payment.created`.
+//!    transaction that also marks the order replica paid and stages `payment.created`;
+//! 4. a claim left `charging` by a process that died is taken over after
+//!    [`STALE_CLAIM`], by a request that first looks up what that process charged.
 //!
 //! The recording transaction writes the replica document, and so does the handler of
 //! `order.cancelled`: the two cannot interleave unnoticed. Whichever commits second sees
@@ -27,7 +29,9 @@ use serde::{Deserialize, Serialize};
 use crate::provider::{Charge, PaymentProvider, ProviderError};
 
 /// A claim older than this is assumed abandoned (the process died mid-charge) and may be
-/// taken over; the idempotency key makes the retried charge return the first result.
+/// taken over ([`Claim::TakenOver`]): the taker first asks the provider for a charge the
+/// abandoned attempt made and records that one; only if there is none does it charge
+/// (and with the same card, the idempotency key returns the first result anyway).
 pub const STALE_CLAIM: Duration = Duration::from_secs(60);
 
 /// The local copy of an order.
@@ -78,6 +82,9 @@ pub struct Payment {
 pub enum Claim {
     /// This request may charge; the payment id to record against.
     Granted(ObjectId),
+    /// This request took over a claim abandoned mid-charge: it may charge once the
+    /// provider confirms no earlier attempt succeeded.
+    TakenOver(ObjectId),
     /// The order is paid already.
     Paid,
     /// Another request is charging it right now.
@@ -167,7 +174,7 @@ impl Store {
                 doc! { "$set": { "claimedAt": bson::DateTime::now() } },
             )
             .await?;
-        Ok(if taken.modified_count == 1 { Claim::Granted(existing.id) } else { Claim::InProgress })
+        Ok(if taken.modified_count == 1 { Claim::TakenOver(existing.id) } else { Claim::InProgress })
     }
 
     /// Gives a claim up after a decline or an outage, so the order can be paid later.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use payments::provider::{Charge, ChargeRequest, PaymentProvider, ProviderError, Stripe, charge_key};
 use secrecy::SecretString;
 use serde_json::json;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::{STRIPE_KEY, card_declined, form, intent_succeeded};
@@ -149,4 +149,120 @@ async fn an_unavailable_stripe_makes_the_payment_a_503_and_leaves_the_order_paya
     assert_eq!(response.status(), 503);
     assert_eq!(crate::helpers::errors(response).await, vec![("Service unavailable".into(), None)]);
     assert_eq!(app.payment_count().await, 0, "the claim was released");
+}
+
+fn search_result(intents: Vec<serde_json::Value>) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({"object": "search_result", "data": intents, "has_more": false}))
+}
+
+async fn respond_to_search(server: &MockServer, order_id: &str, response: ResponseTemplate) {
+    Mock::given(method("GET"))
+        .and(path("/v1/payment_intents/search"))
+        .and(query_param("query", format!("metadata['order_id']:'{order_id}' AND status:'succeeded'")))
+        .respond_with(response)
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn find_charge_searches_the_orders_succeeded_payment_intents() {
+    let server = MockServer::start().await;
+    respond_to_search(&server, "6b0a0000000000000000abcd", search_result(vec![intent_succeeded(7)])).await;
+    respond_to_search(&server, "6b0a00000000000000000000", search_result(vec![])).await;
+    let stripe = stripe(&server, Duration::from_secs(5));
+
+    let found = stripe.find_charge("6b0a0000000000000000abcd").await.unwrap();
+    let none = stripe.find_charge("6b0a00000000000000000000").await.unwrap();
+
+    assert_eq!(found, Some(Charge { id: "ch_mock_7".into(), payment_intent: "pi_mock_7".into() }));
+    assert_eq!(none, None);
+    let received = server.received_requests().await.unwrap();
+    assert_eq!(received[0].headers.get("authorization").unwrap(), &format!("Bearer {STRIPE_KEY}"));
+}
+
+/// A `charging` payment claimed two minutes ago by a process that then died.
+async fn abandoned_claim(app: &crate::helpers::TestApp, order_id: &str) {
+    let claimed_at = bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis() - 120_000);
+    app.db
+        .collection::<bson::Document>("payments")
+        .insert_one(bson::doc! {
+            "_id": bson::oid::ObjectId::new(), "orderId": order_id, "state": "charging",
+            "claimedAt": claimed_at, "amountCents": 0_i64,
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_takeover_records_the_charge_the_abandoned_attempt_made_instead_of_charging_again() {
+    let server = MockServer::start().await;
+    let app = crate::helpers::spawn_app_with_stripe(&server.uri()).await;
+    let (user_id, cookie) = app.user();
+    let order = app.order_for(&user_id, 1000).await;
+    abandoned_claim(&app, &order).await;
+    respond_to_search(&server, &order, search_result(vec![intent_succeeded(3)])).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent_succeeded(4)))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    // The customer comes back with another card.
+    let response = app.pay(&cookie, &order, "pm_card_mastercard").await;
+
+    assert_eq!(response.status(), 201);
+    let stored = app.payment_of(&order).await.expect("the payment");
+    assert_eq!(stored.get_str("state").unwrap(), "succeeded");
+    assert_eq!(stored.get_str("chargeId").unwrap(), "ch_mock_3", "the first charge, recorded");
+    let event: common::events::PaymentCreated = app.payment_events(1).await[0].json();
+    assert_eq!(event.charge_id, "ch_mock_3");
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn a_takeover_charges_when_the_abandoned_attempt_charged_nothing() {
+    let server = MockServer::start().await;
+    let app = crate::helpers::spawn_app_with_stripe(&server.uri()).await;
+    let (user_id, cookie) = app.user();
+    let order = app.order_for(&user_id, 1000).await;
+    abandoned_claim(&app, &order).await;
+    respond_to_search(&server, &order, search_result(vec![])).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(intent_succeeded(5)))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let response = app.pay(&cookie, &order, "tok_visa").await;
+
+    assert_eq!(response.status(), 201);
+    assert_eq!(app.payment_of(&order).await.unwrap().get_str("chargeId").unwrap(), "ch_mock_5");
+    assert_eq!(app.payment_count().await, 1, "the abandoned claim was reused, not duplicated");
+    server.verify().await;
+}
+
+#[tokio::test]
+async fn a_takeover_whose_lookup_fails_is_a_503_and_charges_nothing() {
+    let server = MockServer::start().await;
+    let app = crate::helpers::spawn_app_with_stripe(&server.uri()).await;
+    let (user_id, cookie) = app.user();
+    let order = app.order_for(&user_id, 1000).await;
+    abandoned_claim(&app, &order).await;
+    respond_to_search(&server, &order, ResponseTemplate::new(500)).await;
+    Mock::given(method("POST"))
+        .and(path("/v1/payment_intents"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    let response = app.pay(&cookie, &order, "tok_visa").await;
+
+    assert_eq!(response.status(), 503);
+    assert_eq!(crate::helpers::errors(response).await, vec![("Service unavailable".into(), None)]);
+    let kept = app.payment_of(&order).await.expect("the claim is kept for the next attempt to look again");
+    assert_eq!(kept.get_str("state").unwrap(), "charging");
+    server.verify().await;
 }
