@@ -31,6 +31,21 @@ pub const SESSION_COOKIE: &str = "session";
 /// The security scheme of `Authorization: Bearer <token>`.
 pub const BEARER: &str = "bearer";
 
+/// The SPEC's fixed errors, to list in `responses(...)` of a path: 401 `Not authorized`.
+#[derive(Debug, utoipa::IntoResponses)]
+#[response(status = 401, description = "Not authorized: no, invalid or expired session")]
+pub struct NotAuthorized(#[allow(dead_code)] ErrorEnvelope);
+
+/// 403 `Forbidden`: authenticated, but not the owner.
+#[derive(Debug, utoipa::IntoResponses)]
+#[response(status = 403, description = "Forbidden: not the owner")]
+pub struct Forbidden(#[allow(dead_code)] ErrorEnvelope);
+
+/// 404 `Not Found`, also for an id that is not a valid id.
+#[derive(Debug, utoipa::IntoResponses)]
+#[response(status = 404, description = "Not Found (also for an id that is not a valid id)")]
+pub struct NotFound(#[allow(dead_code)] ErrorEnvelope);
+
 /// A service's public routes and their description, built together.
 pub struct Api {
     pub router: Router,
@@ -140,7 +155,7 @@ mod tests {
     use axum::Json;
     use serde_json::Value;
 
-    #[utoipa::path(get, path = "/api/things", responses((status = 200, description = "the things")))]
+    #[utoipa::path(get, path = "/api/things", responses((status = 200, description = "the things"), NotFound))]
     async fn things() -> Json<Vec<String>> {
         Json(Vec::new())
     }
@@ -158,6 +173,8 @@ mod tests {
         let envelope = &doc["components"]["schemas"]["ErrorEnvelope"];
         assert_eq!(envelope["required"], serde_json::json!(["errors"]));
         assert!(doc["components"]["schemas"]["ErrorItem"].is_object(), "{doc:#}");
+        let not_found = &doc["paths"]["/api/things"]["get"]["responses"]["404"];
+        assert_eq!(not_found["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ErrorEnvelope");
     }
 
     #[test]

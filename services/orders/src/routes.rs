@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use common::events::OrderStatus;
 use common::extract::object_id;
 use common::money::Price;
+use common::openapi::{Forbidden, NotAuthorized, NotFound};
 use common::{ApiError, CurrentUser, ErrorEnvelope, ValidatedJson};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -97,7 +98,7 @@ impl OrderView {
     responses(
         (status = 201, description = "Reserved until `expiresAt`; emits order.created", body = OrderView),
         (status = 400, description = "Validation, or `Ticket is already reserved`", body = ErrorEnvelope),
-        (status = 401, description = "Not authorized", body = ErrorEnvelope),
+        NotAuthorized,
         (status = 404, description = "The ticket is unknown to orders", body = ErrorEnvelope),
     )
 )]
@@ -127,7 +128,7 @@ async fn create(
     security(("session" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The caller's orders", body = Vec<OrderView>),
-        (status = 401, description = "Not authorized", body = ErrorEnvelope),
+        NotAuthorized,
     )
 )]
 async fn list(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> Result<Json<Vec<OrderView>>, ApiError> {
@@ -147,9 +148,9 @@ async fn list(State(state): State<AppState>, CurrentUser(user): CurrentUser) -> 
     security(("session" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The order", body = OrderView),
-        (status = 401, description = "Not authorized", body = ErrorEnvelope),
-        (status = 403, description = "Not the caller's order", body = ErrorEnvelope),
-        (status = 404, description = "Not Found", body = ErrorEnvelope),
+        NotAuthorized,
+        Forbidden,
+        NotFound,
     )
 )]
 async fn show(
@@ -178,9 +179,9 @@ async fn show(
     responses(
         (status = 204, description = "Cancelled (emits order.cancelled), or already cancelled (no event)"),
         (status = 400, description = "`Cannot cancel a paid order`", body = ErrorEnvelope),
-        (status = 401, description = "Not authorized", body = ErrorEnvelope),
-        (status = 403, description = "Not the caller's order", body = ErrorEnvelope),
-        (status = 404, description = "Not Found", body = ErrorEnvelope),
+        NotAuthorized,
+        Forbidden,
+        NotFound,
     )
 )]
 async fn cancel(

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use common::events::OrderStatus;
 use common::extract::object_id;
+use common::openapi::{Forbidden, NotAuthorized};
 use common::{ApiError, CurrentUser, ErrorEnvelope, ValidatedJson};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -78,8 +79,8 @@ fn cancelled() -> ApiError {
         (status = 201, description = "Charged; emits payment.created", body = PaymentView),
         (status = 400, description = "Validation, `Cannot pay for a cancelled order`, `Order already paid`, or the \
             provider's decline message", body = ErrorEnvelope),
-        (status = 401, description = "Not authorized", body = ErrorEnvelope),
-        (status = 403, description = "Not the caller's order", body = ErrorEnvelope),
+        NotAuthorized,
+        Forbidden,
         (status = 404, description = "The order is unknown to payments", body = ErrorEnvelope),
         (status = 503, description = "The provider or the database is unavailable", body = ErrorEnvelope),
     )

@@ -9,6 +9,7 @@ use base64::alphabet::URL_SAFE;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use common::money::Price;
+use common::openapi::{Forbidden, NotAuthorized, NotFound};
 use common::{ApiError, CurrentUser, ErrorEnvelope, ErrorItem};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -170,7 +171,7 @@ async fn list_tickets(
     params(("id" = String, Path, description = "Ticket id")),
     responses(
         (status = 200, description = "The ticket", body = TicketItem),
-        (status = 404, description = "Not Found", body = ErrorEnvelope),
+        NotFound,
     )
 )]
 async fn show_ticket(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<TicketItem>, ApiError> {
@@ -247,7 +248,7 @@ async fn order_items(state: &AppState, orders: Vec<OrderView>) -> Result<Vec<Ord
     security(("session" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The caller's orders", body = Vec<OrderItem>),
-        (status = 401, description = "Not authorized", body = ErrorEnvelope),
+        NotAuthorized,
     )
 )]
 async fn list_orders(
@@ -268,9 +269,9 @@ async fn list_orders(
     security(("session" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The order", body = OrderItem),
-        (status = 401, description = "Not authorized", body = ErrorEnvelope),
-        (status = 403, description = "Not the caller's order", body = ErrorEnvelope),
-        (status = 404, description = "Not Found", body = ErrorEnvelope),
+        NotAuthorized,
+        Forbidden,
+        NotFound,
     )
 )]
 async fn show_order(

@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use common::extract::object_id;
 use common::money::Price;
+use common::openapi::{Forbidden, NotAuthorized, NotFound};
 use common::{ApiError, CurrentUser, ErrorEnvelope, ValidatedJson};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -96,7 +97,7 @@ impl From<Ticket> for TicketView {
     responses(
         (status = 201, description = "Created, version 0; emits ticket.created", body = TicketView),
         (status = 400, description = "Validation: one entry per failing field", body = ErrorEnvelope),
-        (status = 401, description = "Not authorized", body = ErrorEnvelope),
+        NotAuthorized,
     )
 )]
 async fn create(
@@ -132,7 +133,7 @@ async fn list(State(state): State<AppState>) -> Result<Json<Vec<TicketView>>, Ap
     params(("id" = String, Path, description = "Ticket id (24 hex digits)")),
     responses(
         (status = 200, description = "The ticket", body = TicketView),
-        (status = 404, description = "Not Found (also for an id that is not a valid id)", body = ErrorEnvelope),
+        NotFound,
     )
 )]
 async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<TicketView>, ApiError> {
@@ -154,9 +155,9 @@ async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<J
     responses(
         (status = 200, description = "Updated, version + 1; emits ticket.updated", body = TicketView),
         (status = 400, description = "Validation, or `Cannot edit a reserved ticket`", body = ErrorEnvelope),
-        (status = 401, description = "Not authorized", body = ErrorEnvelope),
-        (status = 403, description = "Not the owner", body = ErrorEnvelope),
-        (status = 404, description = "Not Found", body = ErrorEnvelope),
+        NotAuthorized,
+        Forbidden,
+        NotFound,
     )
 )]
 async fn update(

@@ -180,26 +180,28 @@ async fn find_charge_searches_the_orders_succeeded_payment_intents() {
     assert_eq!(received[0].headers.get("authorization").unwrap(), &format!("Bearer {STRIPE_KEY}"));
 }
 
-/// A `charging` payment claimed two minutes ago by a process that then died.
-async fn abandoned_claim(app: &crate::helpers::TestApp, order_id: &str) {
+/// The app on the Stripe mock, with an order of a user whose payment was claimed two
+/// minutes ago by a process that then died: the app, the user's cookie and the order.
+async fn abandoned_charge(server: &MockServer) -> (crate::helpers::TestApp, String, String) {
+    let app = crate::helpers::spawn_app_with_stripe(&server.uri()).await;
+    let (user_id, cookie) = app.user();
+    let order = app.order_for(&user_id, 1000).await;
     let claimed_at = bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis() - 120_000);
     app.db
         .collection::<bson::Document>("payments")
         .insert_one(bson::doc! {
-            "_id": bson::oid::ObjectId::new(), "orderId": order_id, "state": "charging",
+            "_id": bson::oid::ObjectId::new(), "orderId": &order, "state": "charging",
             "claimedAt": claimed_at, "amountCents": 0_i64,
         })
         .await
         .unwrap();
+    (app, cookie, order)
 }
 
 #[tokio::test]
 async fn a_takeover_records_the_charge_the_abandoned_attempt_made_instead_of_charging_again() {
     let server = MockServer::start().await;
-    let app = crate::helpers::spawn_app_with_stripe(&server.uri()).await;
-    let (user_id, cookie) = app.user();
-    let order = app.order_for(&user_id, 1000).await;
-    abandoned_claim(&app, &order).await;
+    let (app, cookie, order) = abandoned_charge(&server).await;
     respond_to_search(&server, &order, search_result(vec![intent_succeeded(3)])).await;
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
@@ -223,10 +225,7 @@ async fn a_takeover_records_the_charge_the_abandoned_attempt_made_instead_of_cha
 #[tokio::test]
 async fn a_takeover_charges_when_the_abandoned_attempt_charged_nothing() {
     let server = MockServer::start().await;
-    let app = crate::helpers::spawn_app_with_stripe(&server.uri()).await;
-    let (user_id, cookie) = app.user();
-    let order = app.order_for(&user_id, 1000).await;
-    abandoned_claim(&app, &order).await;
+    let (app, cookie, order) = abandoned_charge(&server).await;
     respond_to_search(&server, &order, search_result(vec![])).await;
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
@@ -246,10 +245,7 @@ async fn a_takeover_charges_when_the_abandoned_attempt_charged_nothing() {
 #[tokio::test]
 async fn a_takeover_whose_lookup_fails_is_a_503_and_charges_nothing() {
     let server = MockServer::start().await;
-    let app = crate::helpers::spawn_app_with_stripe(&server.uri()).await;
-    let (user_id, cookie) = app.user();
-    let order = app.order_for(&user_id, 1000).await;
-    abandoned_claim(&app, &order).await;
+    let (app, cookie, order) = abandoned_charge(&server).await;
     respond_to_search(&server, &order, ResponseTemplate::new(500)).await;
     Mock::given(method("POST"))
         .and(path("/v1/payment_intents"))
