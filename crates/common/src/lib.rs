@@ -3,7 +3,8 @@
 //! Every service uses this crate, and nothing here names a service: errors and their
 //! envelope ([`error`]), request extractors ([`extract`]), sessions and JWTs
 //! ([`session`]), typed configuration ([`config`]), logs and metrics ([`telemetry`]), the
-//! HTTP middleware stack and operational routes ([`http`]), MongoDB helpers ([`mongo`])
+//! HTTP middleware stack and operational routes ([`http`]), the OpenAPI description
+//! every service serves ([`openapi`]), MongoDB helpers ([`mongo`])
 //! and graceful shutdown ([`shutdown`]), prices ([`money`]), and the event plumbing:
 //! subjects, payloads, outbox, listener runtime and versioning rules ([`events`]). With the `test-support` feature, [`testing`]
 //! gives integration tests isolated databases.
