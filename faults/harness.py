@@ -6,6 +6,7 @@ what a fault run needs). The MongoDB-wire server and NATS keep their data in the
 own directory; every port is picked free at start. Standard library only.
 """
 
+import base64
 import http.cookiejar
 import json
 import os
@@ -143,6 +144,21 @@ class Platform:
             assert wait_port(port, timeout), f"{name} did not start"
         assert wait_port(self.gateway_port, timeout), "gateway did not start"
 
+    def wait_ready(self, timeout=120):
+        """Until every service's /readyz says ready (MongoDB and NATS reachable)."""
+        deadline = time.monotonic() + timeout
+        for name, port in self.ports.items():
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=3) as response:
+                        if json.loads(response.read()).get("status") == "ready":
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{name} never became ready")
+                time.sleep(0.3)
+
     def stop(self):
         for proc in self.everything:
             proc.stop()
@@ -185,7 +201,5 @@ class User:
 
     def token(self):
         """The JWT of the session cookie, for `Authorization: Bearer`."""
-        import base64
-
         cookie = next(c for c in self.jar if c.name == "session")
         return json.loads(base64.b64decode(cookie.value + "=" * (-len(cookie.value) % 4)))["jwt"]

@@ -7,6 +7,8 @@
 //! the clash in the log. A backend that does not answer makes the whole document a 503:
 //! a description with a service silently missing would mislead its reader.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value, json};
 
 /// Why descriptions cannot be merged.
@@ -59,7 +61,7 @@ pub fn merge(descriptions: &[(String, Value)], version: &str) -> Result<Value, M
 #[derive(Default)]
 struct Sections {
     entries: Map<String, Value>,
-    owners: Map<String, Value>,
+    owners: HashMap<String, String>,
 }
 
 impl Sections {
@@ -70,14 +72,14 @@ impl Sections {
                     return Err(MergeError::Clash {
                         section,
                         name: name.clone(),
-                        first: self.owners[name].as_str().unwrap_or_default().to_owned(),
+                        first: self.owners[name].clone(),
                         second: service.to_owned(),
                     });
                 }
                 Some(_) => {}
                 None => {
                     self.entries.insert(name.clone(), value.clone());
-                    self.owners.insert(name.clone(), Value::String(service.to_owned()));
+                    self.owners.insert(name.clone(), service.to_owned());
                 }
             }
         }
