@@ -48,13 +48,19 @@ fn is_json_content_type(req: &Request) -> bool {
 }
 
 /// Parses a JSON object body into `T`, naming the failing field where serde can tell.
+///
+/// The body is read straight from its bytes (not through `serde_json::Value`), so a field
+/// can see its exact text: a price is judged on its digits, not on a float
+/// ([`crate::money::PriceInput`]). Syntax is checked first, so a malformed body is always
+/// `Malformed JSON body` whatever its fields.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|_| ApiError::BadRequest("Malformed JSON body".into()))?;
-    if !value.is_object() {
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        .map_err(|_| ApiError::BadRequest("Malformed JSON body".into()))?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::BadRequest("Request body must be a JSON object".into()));
     }
-    serde_path_to_error::deserialize(value).map_err(|err| {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.inner().to_string();
         if let Some(missing) = missing_field(&inner) {

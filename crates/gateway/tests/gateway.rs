@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
@@ -208,4 +209,123 @@ async fn two_services_describing_one_schema_differently_is_a_500_without_details
 
     assert_eq!(response.status(), 500);
     assert_eq!(envelope(response).await, vec![("Something went wrong".to_owned(), None)]);
+}
+
+/// The course's Next.js client, replayed request by request against the real services
+/// behind the gateway: its headers (axios' JSON content type with a charset, cookies
+/// only) and its bodies (the price as the text of its input, `{}` to sign out).
+#[tokio::test]
+async fn the_course_clients_requests_work_unchanged_through_the_gateway() {
+    use common::testing::{fresh_mongo, fresh_nats, test_session_settings};
+
+    let stop = CancellationToken::new();
+    let _stop_services = StopOnDrop(stop.clone());
+    let (nats, session) = (fresh_nats(), test_session_settings());
+    let auth = testkit::auth(fresh_mongo("auth"), &session, &stop).await;
+    let tickets = testkit::tickets(fresh_mongo("tickets"), &nats, &session, &stop).await;
+    let orders = testkit::orders(fresh_mongo("orders"), &nats, &session, Duration::from_secs(900), &stop).await;
+    let mut backends = HashMap::new();
+    for (name, started) in [("auth", &auth), ("tickets", &tickets), ("orders", &orders)] {
+        backends.insert(name.to_owned(), started.http.base.trim_start_matches("http://").to_owned());
+    }
+    let (base, _stop_gateway) = start(backends).await;
+    let browser = CourseClient::new(base);
+
+    // Landing page, signed out.
+    let (status, body) = browser.call("GET", "/api/users/currentuser", None).await;
+    assert_eq!((status, body), (200, serde_json::json!({"currentUser": null})));
+
+    // Sign up.
+    let (status, user) = browser
+        .call("POST", "/api/users/signup", Some(r#"{"email":"course@example.com","password":"password"}"#))
+        .await;
+    assert_eq!(status, 201, "{user}");
+    let (_, current) = browser.call("GET", "/api/users/currentuser", None).await;
+    assert_eq!(current["currentUser"]["id"], user["id"]);
+
+    // Sell a ticket: the price is the text of the input, formatted to two decimals.
+    let (status, ticket) = browser.call("POST", "/api/tickets", Some(r#"{"title":"Concert","price":"25.00"}"#)).await;
+    assert_eq!(status, 201, "{ticket}");
+    assert_eq!(ticket["price"], 25);
+
+    // The landing page lists it.
+    let (status, list) = browser.call("GET", "/api/tickets", None).await;
+    assert_eq!(status, 200);
+    assert!(list.as_array().unwrap().iter().any(|t| t["id"] == ticket["id"]), "{list}");
+
+    // "Purchase" reserves it (as a second user: nobody buys their own ticket). Orders
+    // learns of the ticket from its event, a moment after it was listed.
+    browser.call("POST", "/api/users/signout", Some("{}")).await;
+    let (status, _) =
+        browser.call("POST", "/api/users/signup", Some(r#"{"email":"buyer@example.com","password":"password"}"#)).await;
+    assert_eq!(status, 201);
+    let reserve = format!(r#"{{"ticketId":"{}"}}"#, ticket["id"].as_str().unwrap());
+    let order = common::testing::eventually(Duration::from_secs(15), || async {
+        let (status, order) = browser.call("POST", "/api/orders", Some(&reserve)).await;
+        (status == 201).then_some(order)
+    })
+    .await
+    .expect("the reservation succeeds once orders knows the ticket");
+    assert_eq!(order["status"], "created");
+    assert_eq!(order["ticket"]["price"], 25);
+
+    // The order page, with its countdown from expiresAt.
+    let (status, shown) = browser.call("GET", &format!("/api/orders/{}", order["id"].as_str().unwrap()), None).await;
+    assert_eq!(status, 200);
+    assert_eq!((shown["id"].clone(), shown["ticket"]["title"].clone()), (order["id"].clone(), "Concert".into()));
+    assert!(shown["expiresAt"].as_str().is_some_and(|at| at.ends_with('Z')), "{shown}");
+
+    // My orders.
+    let (status, mine) = browser.call("GET", "/api/orders", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(mine[0]["ticket"]["title"], "Concert");
+
+    // Sign out.
+    let (status, body) = browser.call("POST", "/api/users/signout", Some("{}")).await;
+    assert_eq!((status, body), (200, serde_json::json!({})));
+    let (_, current) = browser.call("GET", "/api/users/currentuser", None).await;
+    assert_eq!(current, serde_json::json!({"currentUser": null}));
+}
+
+/// The course client's HTTP habits: axios' headers, a cookie jar, nothing else.
+struct CourseClient {
+    base: String,
+    client: reqwest::Client,
+    cookies: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
+}
+
+impl CourseClient {
+    fn new(base: String) -> Self {
+        Self { base, client: reqwest::Client::new(), cookies: std::sync::Mutex::default() }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("Accept", "application/json, text/plain, */*");
+        if let Some(body) = body {
+            request = request.header("Content-Type", "application/json;charset=utf-8").body(body.to_owned());
+        }
+        let cookies: Vec<String> = self.cookies.lock().unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if !cookies.is_empty() {
+            request = request.header("Cookie", cookies.join("; "));
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        for set in response.headers().get_all("set-cookie") {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            let mut jar = self.cookies.lock().unwrap();
+            if value.is_empty() {
+                jar.remove(name);
+            } else {
+                jar.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        let text = response.text().await.unwrap();
+        (status, if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text).unwrap() })
+    }
 }

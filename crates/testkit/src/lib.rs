@@ -25,6 +25,18 @@ macro_rules! start {
     }};
 }
 
+pub async fn auth(mongo: MongoSettings, session: &SessionSettings, stop: &CancellationToken) -> Started {
+    start!(
+        auth::Application::build(auth::Config {
+            http: test_http_settings(),
+            mongo,
+            session: session.clone(),
+            signin_attempts_per_minute: 100,
+        }),
+        stop
+    )
+}
+
 pub async fn tickets(
     mongo: MongoSettings,
     nats: &NatsSettings,

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use common::extract::object_id;
-use common::money::Price;
+use common::money::{Price, PriceInput};
 use common::openapi::{Forbidden, NotAuthorized, NotFound};
 use common::{ApiError, CurrentUser, ErrorEnvelope, ValidatedJson};
 use serde::{Deserialize, Serialize};
@@ -37,8 +37,8 @@ fn valid_title(title: &str) -> Result<(), ValidationError> {
     }
 }
 
-fn valid_price(price: f64) -> Result<(), ValidationError> {
-    Price::from_decimal(price).map(drop).map_err(|e| ValidationError::new("price").with_message(e.to_string().into()))
+fn valid_price(price: &PriceInput) -> Result<(), ValidationError> {
+    price.price().map(drop).map_err(|e| ValidationError::new("price").with_message(e.to_string().into()))
 }
 
 /// Body of create and update. The fields are options so that a missing one is a field
@@ -49,17 +49,21 @@ pub struct TicketBody {
     #[validate(required(message = "Title is required"), custom(function = "valid_title"))]
     #[schema(value_type = String, required = true, min_length = 1, max_length = 200, pattern = r"\S")]
     title: Option<String>,
+    /// A number, or the text of one (`"25.00"`, as the course's client sends it).
     #[validate(required(message = "Price must be greater than 0"), custom(function = "valid_price"))]
-    #[schema(value_type = Price, required = true)]
-    price: Option<f64>,
+    #[schema(value_type = PriceInput, required = true)]
+    price: Option<PriceInput>,
 }
 
 impl TicketBody {
     /// The validated title (trimmed) and price.
     fn into_parts(self) -> Result<(String, Price), ApiError> {
         let title = self.title.unwrap_or_default().trim().to_owned();
-        let price =
-            Price::from_decimal(self.price.unwrap_or_default()).map_err(|e| ApiError::field("price", e.to_string()))?;
+        let price = self
+            .price
+            .ok_or(common::money::PriceError::NotPositive)
+            .and_then(PriceInput::price)
+            .map_err(|e| ApiError::field("price", e.to_string()))?;
         Ok((title, price))
     }
 }

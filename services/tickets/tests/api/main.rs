@@ -6,5 +6,6 @@ mod create;
 mod helpers;
 mod listeners;
 mod outbox;
+mod price_text;
 mod show_and_list;
 mod update;
