@@ -44,6 +44,10 @@ pub enum ApiError {
     /// A business rule refused the request (400, rule-specific message).
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A business rule refused the request with another status than 400 (e.g. 403
+    /// `Account suspended`), with its own message.
+    #[error("refused ({0}): {1}")]
+    Refused(StatusCode, String),
     /// Request validation failed: one entry per failing field (400).
     #[error("request validation failed")]
     Validation(Vec<ErrorItem>),
@@ -90,7 +94,7 @@ impl ApiError {
             Self::NotAuthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Http(status) => *status,
+            Self::Http(status) | Self::Refused(status, _) => *status,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -99,7 +103,7 @@ impl ApiError {
     /// The entries the client sees. Never contains internal error text.
     pub fn items(&self) -> Vec<ErrorItem> {
         match self {
-            Self::BadRequest(message) => vec![ErrorItem::new(message.clone())],
+            Self::BadRequest(message) | Self::Refused(_, message) => vec![ErrorItem::new(message.clone())],
             Self::Validation(items) => items.clone(),
             other => vec![ErrorItem::new(message_for_status(other.status()))],
         }

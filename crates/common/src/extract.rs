@@ -35,8 +35,29 @@ where
     }
 }
 
+/// A body that may be left out: an empty body is `T::default()`; anything else must be a
+/// JSON object with a JSON content type, parsed and validated as by [`ValidatedJson`].
+pub fn optional_json<T>(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<T, ApiError>
+where
+    T: DeserializeOwned + Validate + Default,
+{
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    if !is_json(headers) {
+        return Err(ApiError::Http(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+    }
+    let value: T = parse_json(body)?;
+    value.validate().map_err(|errors| ApiError::Validation(validation_items(&errors)))?;
+    Ok(value)
+}
+
 fn is_json_content_type(req: &Request) -> bool {
-    let Some(content_type) = req.headers().get(header::CONTENT_TYPE) else {
+    is_json(req.headers())
+}
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
         return false;
     };
     let Ok(content_type) = content_type.to_str() else {

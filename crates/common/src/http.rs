@@ -46,6 +46,8 @@ const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum Dependency {
     Mongo(mongodb::Database),
     Nats(async_nats::Client),
+    /// The revocation feed: loaded and following (see [`crate::events::revocation_feed`]).
+    Revocations(crate::events::revocation_feed::FeedHealth),
 }
 
 impl Dependency {
@@ -53,6 +55,15 @@ impl Dependency {
         match self {
             Self::Mongo(_) => "mongodb",
             Self::Nats(_) => "nats",
+            Self::Revocations(_) => "revocations",
+        }
+    }
+
+    /// What `/readyz` says when the check fails.
+    fn failure(&self) -> &'static str {
+        match self {
+            Self::Mongo(_) | Self::Nats(_) => "unreachable",
+            Self::Revocations(_) => "stale",
         }
     }
 
@@ -64,6 +75,7 @@ impl Dependency {
                     client.connection_state() == async_nats::connection::State::Connected
                         && client.flush().await.is_ok()
                 }
+                Self::Revocations(feed) => feed.is_current(),
             }
         };
         tokio::time::timeout(READY_CHECK_TIMEOUT, probe).await.unwrap_or(false)
@@ -172,10 +184,12 @@ fn ops_router(platform: &Platform) -> Router {
 }
 
 async fn readyz(dependencies: Vec<Dependency>) -> Response {
-    let results = join_all(dependencies.iter().map(|d| async move { (d.name(), d.check().await) })).await;
+    let results = join_all(dependencies.iter().map(|d| async move { (d, d.check().await) })).await;
     let ready = results.iter().all(|(_, ok)| *ok);
-    let checks: serde_json::Map<String, serde_json::Value> =
-        results.into_iter().map(|(name, ok)| (name.to_owned(), json!(if ok { "ok" } else { "unreachable" }))).collect();
+    let checks: serde_json::Map<String, serde_json::Value> = results
+        .into_iter()
+        .map(|(dependency, ok)| (dependency.name().to_owned(), json!(if ok { "ok" } else { dependency.failure() })))
+        .collect();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({"status": if ready { "ready" } else { "unavailable" }, "checks": checks});
     (status, axum::Json(body)).into_response()

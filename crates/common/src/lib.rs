@@ -18,6 +18,7 @@ pub mod money;
 pub mod mongo;
 pub mod openapi;
 pub mod ratelimit;
+pub mod revocation;
 pub mod service;
 pub mod session;
 pub mod shutdown;
@@ -27,4 +28,4 @@ pub mod testing;
 
 pub use error::{ApiError, ErrorEnvelope, ErrorItem};
 pub use extract::ValidatedJson;
-pub use session::{Claims, CurrentUser, MaybeUser, Sessions};
+pub use session::{AdminUser, Claims, CurrentUser, MaybeUser, Sessions};

@@ -145,6 +145,49 @@ where
     }
 }
 
+/// [`transaction`] for an async closure, which borrows what it uses instead of cloning
+/// every handle into each attempt: `transaction_with(&client, async |session| { ... })`.
+///
+/// Same contract: the body may run several times and must not have effects outside the
+/// session; an error aborts, a value commits.
+pub async fn transaction_with<T, F>(client: &Client, mut body: F) -> mongodb::error::Result<T>
+where
+    F: AsyncFnMut(&mut ClientSession) -> mongodb::error::Result<T>,
+{
+    let mut session = client.start_session().await?;
+    let mut attempt = 0;
+    'transaction: loop {
+        attempt += 1;
+        session.start_transaction().await?;
+        let value = match body(&mut session).await {
+            Ok(value) => value,
+            Err(err) => {
+                drop(session.abort_transaction().await);
+                if is_transient_transaction_error(&err) && attempt < TRANSACTION_ATTEMPTS {
+                    transaction_backoff(attempt).await;
+                    continue 'transaction;
+                }
+                return Err(err);
+            }
+        };
+        let mut commit_attempt = 0;
+        loop {
+            commit_attempt += 1;
+            match session.commit_transaction().await {
+                Ok(()) => return Ok(value),
+                Err(err)
+                    if err.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                        && commit_attempt < TRANSACTION_ATTEMPTS => {}
+                Err(err) if is_transient_transaction_error(&err) && attempt < TRANSACTION_ATTEMPTS => {
+                    transaction_backoff(attempt).await;
+                    continue 'transaction;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+}
+
 /// A short, jittered pause so that conflicting transactions stop colliding.
 async fn transaction_backoff(attempt: u32) {
     let base = 5u64 << attempt.min(6);

@@ -30,6 +30,8 @@ pub const PATH: &str = "/openapi.json";
 pub const SESSION_COOKIE: &str = "session";
 /// The security scheme of `Authorization: Bearer <token>`.
 pub const BEARER: &str = "bearer";
+/// The security scheme of the refresh cookie (only `POST /api/users/refresh` uses it).
+pub const REFRESH_COOKIE: &str = "refresh";
 
 /// The SPEC's fixed errors, to list in `responses(...)` of a path: 401 `Not authorized`.
 #[derive(Debug, utoipa::IntoResponses)]
@@ -107,6 +109,13 @@ pub fn finish(mut doc: OpenApi, service: &str) -> OpenApi {
             ))),
         )
         .security_scheme(BEARER, SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)))
+        .security_scheme(
+            REFRESH_COOKIE,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "refresh",
+                "the opaque refresh token, set by signup, signin and refresh; only auth reads it",
+            ))),
+        )
         .build();
     let mut dependencies = Vec::new();
     ErrorEnvelope::schemas(&mut dependencies);

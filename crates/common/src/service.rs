@@ -124,6 +124,8 @@ pub struct Backbone {
     pub bus: EventBus,
     metrics: crate::telemetry::MetricsBuilder,
     listeners: ListenerContext,
+    startup_timeout: std::time::Duration,
+    revocation_feed: Option<crate::events::revocation_feed::RevocationFeed>,
 }
 
 impl Backbone {
@@ -148,7 +150,27 @@ impl Backbone {
             settings: listener_settings,
             metrics: crate::events::listener::ListenerMetrics::register(metrics.registry()),
         };
-        Ok(Self { name, db, bus, metrics, listeners })
+        let startup_timeout = mongo.startup_timeout.max(nats.startup_timeout);
+        Ok(Self { name, db, bus, metrics, listeners, startup_timeout, revocation_feed: None })
+    }
+
+    /// The token verifier for the service's extractors, refusing the tokens of users whose
+    /// sessions were revoked. Loads the last token lifetime of `user.>` before returning
+    /// (so before the service reports ready), then keeps following it beside the server.
+    pub async fn sessions(&mut self, settings: &crate::config::SessionSettings) -> anyhow::Result<crate::Sessions> {
+        use crate::events::revocation_feed::{FeedMetrics, RevocationFeed};
+        let sessions = settings.sessions();
+        let metrics = FeedMetrics::register(self.metrics.registry());
+        let feed = RevocationFeed::load(
+            &self.bus,
+            sessions.revocations().clone(),
+            settings.jwt_ttl,
+            metrics,
+            self.startup_timeout,
+        )
+        .await?;
+        self.revocation_feed = Some(feed);
+        Ok(sessions)
     }
 
     /// The context the service's listeners share.
@@ -164,16 +186,19 @@ impl Backbone {
         api: impl Into<crate::openapi::Api>,
         outbox: Option<&crate::events::outbox::Outbox>,
     ) -> anyhow::Result<Service> {
-        let platform = crate::http::Platform {
-            settings: http.clone(),
-            metrics: self.metrics.build(),
-            dependencies: vec![
-                crate::http::Dependency::Mongo(self.db.clone()),
-                crate::http::Dependency::Nats(self.bus.client().clone()),
-            ],
-        };
+        let mut dependencies = vec![
+            crate::http::Dependency::Mongo(self.db.clone()),
+            crate::http::Dependency::Nats(self.bus.client().clone()),
+        ];
+        if let Some(feed) = &self.revocation_feed {
+            dependencies.push(crate::http::Dependency::Revocations(feed.health()));
+        }
+        let platform = crate::http::Platform { settings: http.clone(), metrics: self.metrics.build(), dependencies };
         let router = crate::http::finish_router(api, &platform);
         let mut service = Service::bind(self.name, http, router).await?.with_bus(self.bus.clone());
+        if let Some(feed) = self.revocation_feed {
+            service = service.with_task("revocation-feed", move |token| feed.follow(token));
+        }
         if let Some(outbox) = outbox {
             let relay = outbox.relay(self.bus);
             service = service.with_task("outbox-relay", move |token| relay.run(token));

@@ -1,7 +1,9 @@
 //! Sessions: HS256 JWTs carried in the `session` cookie (base64 of `{"jwt": "<token>"}`,
 //! the reference app's cookie-session format) or in `Authorization: Bearer <token>`.
 //!
-//! Every service verifies tokens itself with the shared `JWT_KEY`; none calls auth.
+//! Every service verifies tokens itself with the shared `JWT_KEY`; none calls auth. A
+//! token that verifies is still refused when its user's sessions were revoked (a ban, or
+//! "sign out everywhere") at or after its `iat` ([`crate::revocation`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +18,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::revocation::Revocations;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "session";
+/// Name of the refresh cookie: an opaque token only auth reads (SPEC section 7).
+pub const REFRESH_COOKIE: &str = "refresh";
 
 /// The claims of a session token: who the user is and when the token expires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -29,6 +34,10 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at, seconds since the Unix epoch.
     pub exp: i64,
+    /// Present (and true) only for administrators.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schema(default = false)]
+    pub admin: bool,
 }
 
 /// Why a token was refused. Callers answer all of them with a 401; the variants exist for
@@ -39,6 +48,8 @@ pub enum TokenError {
     MalformedCookie,
     #[error("the token is invalid: {0}")]
     Invalid(#[from] jsonwebtoken::errors::Error),
+    #[error("the user's sessions were revoked after this token was issued")]
+    Revoked,
 }
 
 struct Keys {
@@ -51,15 +62,24 @@ struct Keys {
 
 /// Issues and verifies session tokens and renders the session cookie. Cheap to clone.
 #[derive(Clone)]
-pub struct Sessions(Arc<Keys>);
+pub struct Sessions(Arc<Keys>, Revocations);
 
 impl std::fmt::Debug for Sessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sessions")
             .field("ttl", &self.0.ttl)
             .field("cookie_secure", &self.0.cookie_secure)
+            .field("revocations", &self.1.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Who a token is for.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub id: &'a str,
+    pub email: &'a str,
+    pub admin: bool,
 }
 
 impl Sessions {
@@ -72,24 +92,53 @@ impl Sessions {
         // token is expired exactly when its `exp` has passed.
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "iat"]);
-        Self(Arc::new(Keys {
+        let keys = Keys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
             ttl,
             cookie_secure,
-        }))
+        };
+        Self(Arc::new(keys), Revocations::new(ttl))
+    }
+
+    /// The revocations this verifier refuses tokens by (shared with whatever feeds them).
+    pub fn revocations(&self) -> &Revocations {
+        &self.1
     }
 
     pub fn ttl(&self) -> Duration {
         self.0.ttl
     }
 
-    /// Issues a token for a user, valid for the configured lifetime from now.
+    /// Whether cookies carry `Secure`.
+    pub fn cookie_secure(&self) -> bool {
+        self.0.cookie_secure
+    }
+
+    /// Issues a token for a user (not an admin), valid for the configured lifetime from now.
     pub fn issue(&self, id: &str, email: &str) -> Result<(String, Claims), TokenError> {
-        let iat = time::OffsetDateTime::now_utc().unix_timestamp();
+        self.issue_for(Subject { id, email, admin: false }, i64::MIN)
+    }
+
+    /// Issues a token whose `iat` is now, or `min_iat` when that is later. Auth passes the
+    /// second after the user's last revocation, so a token issued in the same second as a
+    /// revocation (just after an unban, say) is not refused by it.
+    pub fn issue_for(&self, subject: Subject<'_>, min_iat: i64) -> Result<(String, Claims), TokenError> {
+        self.issue_at(subject, time::OffsetDateTime::now_utc().unix_timestamp().max(min_iat))
+    }
+
+    /// Issues a token with exactly this `iat` (auth records the `iat` it issues in the same
+    /// transaction that checks the user was not revoked, then signs with it).
+    pub fn issue_at(&self, subject: Subject<'_>, iat: i64) -> Result<(String, Claims), TokenError> {
         let ttl = i64::try_from(self.0.ttl.as_secs()).unwrap_or(i64::MAX);
-        let claims = Claims { id: id.to_owned(), email: email.to_owned(), iat, exp: iat.saturating_add(ttl) };
+        let claims = Claims {
+            id: subject.id.to_owned(),
+            email: subject.email.to_owned(),
+            iat,
+            exp: iat.saturating_add(ttl),
+            admin: subject.admin,
+        };
         let token = self.sign(&claims)?;
         Ok((token, claims))
     }
@@ -99,9 +148,14 @@ impl Sessions {
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.0.encoding)?)
     }
 
-    /// Verifies signature, algorithm (HS256 only, so `alg: none` is refused) and expiry.
+    /// Verifies signature, algorithm (HS256 only, so `alg: none` is refused), expiry, and
+    /// that the user's sessions were not revoked since the token was issued.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        Ok(jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)?.claims)
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.0.decoding, &self.0.validation)?.claims;
+        if self.1.is_revoked(&claims.id, claims.iat) {
+            return Err(TokenError::Revoked);
+        }
+        Ok(claims)
     }
 
     /// The `Set-Cookie` value that stores `token` in the session cookie.
@@ -172,14 +226,21 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn session_cookie_value(headers: &HeaderMap) -> Option<&str> {
+    cookie_value(headers, SESSION_COOKIE)
+}
+
+/// The value of the request's cookie `name` (the first one), unquoted; `None` when absent
+/// or empty.
+pub fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(cookie, _)| *cookie == name)
         .map(|(_, value)| value.trim_matches('"'))
+        .filter(|value| !value.is_empty())
 }
 
 /// The signed-in user. Rejects with 401 when there is no token or the token is invalid.
@@ -223,6 +284,24 @@ where
     }
 }
 
+/// A signed-in administrator. 401 without a valid token, 403 when the token is not an
+/// admin's.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub Claims);
+
+impl<S> FromRequestParts<S> for AdminUser
+where
+    Sessions: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let CurrentUser(claims) = CurrentUser::from_request_parts(parts, state).await?;
+        if claims.admin { Ok(Self(claims)) } else { Err(ApiError::Forbidden) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,7 +325,9 @@ mod tests {
     fn an_expired_token_is_refused() {
         let s = sessions(KEY);
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let token = s.sign(&Claims { id: "a".into(), email: "a@b.co".into(), iat: now - 100, exp: now - 1 }).unwrap();
+        let token = s
+            .sign(&Claims { id: "a".into(), email: "a@b.co".into(), iat: now - 100, exp: now - 1, admin: false })
+            .unwrap();
         assert!(s.verify(&token).is_err());
     }
 
@@ -297,6 +378,31 @@ mod tests {
         assert_eq!(s.claims_from_headers(&headers).unwrap().unwrap().id, "cookie-user");
         headers.remove(header::COOKIE);
         assert!(s.claims_from_headers(&headers).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_token_of_a_revoked_user_is_refused_and_a_later_one_is_not() {
+        let s = sessions(KEY);
+        let (before, claims) = s.issue("0123456789abcdef01234567", "a@b.co").unwrap();
+        s.revocations().revoke(&claims.id, claims.iat, claims.iat);
+
+        assert!(matches!(s.verify(&before), Err(TokenError::Revoked)));
+        let subject = Subject { id: &claims.id, email: &claims.email, admin: false };
+        let (after, later) = s.issue_for(subject, claims.iat + 1).unwrap();
+        assert_eq!(later.iat, claims.iat + 1);
+        assert_eq!(later.exp - later.iat, 900);
+        assert_eq!(s.verify(&after).unwrap(), later);
+    }
+
+    #[test]
+    fn the_admin_claim_appears_only_for_admins() {
+        let s = sessions(KEY);
+        let (_, plain) = s.issue("a", "a@b.co").unwrap();
+        let (token, admin) = s.issue_for(Subject { id: "b", email: "b@b.co", admin: true }, 0).unwrap();
+
+        assert!(serde_json::to_value(&plain).unwrap().get("admin").is_none());
+        assert_eq!(serde_json::to_value(&admin).unwrap()["admin"], true);
+        assert!(s.verify(&token).unwrap().admin);
     }
 
     #[test]

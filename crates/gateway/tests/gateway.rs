@@ -151,7 +151,7 @@ async fn the_merged_description_holds_every_route_of_every_service_without_clash
     expected.sort();
     paths.sort();
     assert_eq!(paths, expected);
-    assert_eq!(paths.len(), 13, "the SPEC's 13 public paths: {paths:?}");
+    assert_eq!(paths.len(), 16, "the SPEC's 16 public paths: {paths:?}");
     for path in paths.iter().filter(|p| p.starts_with("/api/")) {
         assert!(
             RouteTable::from_manifest(INGRESS).unwrap().route(path).is_some(),
@@ -221,7 +221,7 @@ async fn the_course_clients_requests_work_unchanged_through_the_gateway() {
     let stop = CancellationToken::new();
     let _stop_services = StopOnDrop(stop.clone());
     let (nats, session) = (fresh_nats(), test_session_settings());
-    let auth = testkit::auth(fresh_mongo("auth"), &session, &stop).await;
+    let auth = testkit::auth(fresh_mongo("auth"), &nats, &session, &stop).await;
     let tickets = testkit::tickets(fresh_mongo("tickets"), &nats, &session, &stop).await;
     let orders = testkit::orders(fresh_mongo("orders"), &nats, &session, Duration::from_secs(900), &stop).await;
     let mut backends = HashMap::new();

@@ -25,12 +25,22 @@ macro_rules! start {
     }};
 }
 
-pub async fn auth(mongo: MongoSettings, session: &SessionSettings, stop: &CancellationToken) -> Started {
+pub async fn auth(
+    mongo: MongoSettings,
+    nats: &NatsSettings,
+    session: &SessionSettings,
+    stop: &CancellationToken,
+) -> Started {
     start!(
         auth::Application::build(auth::Config {
             http: test_http_settings(),
             mongo,
+            nats: nats.clone(),
             session: session.clone(),
+            refresh: auth::config::RefreshSettings {
+                ttl: Duration::from_secs(3600),
+                reuse_grace: Duration::from_secs(10),
+            },
             signin_attempts_per_minute: 100,
         }),
         stop

@@ -1,6 +1,9 @@
 //! The auth service's configuration, read once from the environment at start-up.
 
+use std::time::Duration;
+
 use common::config::{ConfigError, Env, HttpSettings, MongoSettings, SessionSettings};
+use common::events::NatsSettings;
 
 /// Default port when `PORT` is unset.
 pub const DEFAULT_PORT: u16 = 3000;
@@ -9,20 +12,50 @@ pub const DEFAULT_PORT: u16 = 3000;
 pub struct Config {
     pub http: HttpSettings,
     pub mongo: MongoSettings,
+    /// Where the `USERS` stream is: auth publishes bans and revocations there, and reads
+    /// them back like every service.
+    pub nats: NatsSettings,
     pub session: SessionSettings,
+    pub refresh: RefreshSettings,
     /// Sign-in attempts a client may make per minute (`SIGNIN_ATTEMPTS_PER_MINUTE`,
     /// default 10), all at once or spread out.
     pub signin_attempts_per_minute: u32,
 }
 
+/// Refresh tokens.
+#[derive(Clone, Debug)]
+pub struct RefreshSettings {
+    /// How long a refresh token is valid after it is issued (`REFRESH_TTL_SECONDS`,
+    /// default 1,209,600: two weeks). Each refresh issues a new one, so a session used at
+    /// least that often never ends on its own.
+    pub ttl: Duration,
+    /// How long a rotated token may still be presented, e.g. by a second tab refreshing at
+    /// the same moment (`REFRESH_REUSE_GRACE_SECONDS`, default 10). Presented later, it
+    /// revokes its whole family: it was copied.
+    pub reuse_grace: Duration,
+}
+
+impl RefreshSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            ttl: env.seconds_or("REFRESH_TTL_SECONDS", 1_209_600)?,
+            reuse_grace: Duration::from_secs(env.parse_or("REFRESH_REUSE_GRACE_SECONDS", 10)?),
+        })
+    }
+}
+
 impl Config {
-    /// Reads `PORT`, `MONGO_URI`, `JWT_KEY`, `JWT_TTL_SECONDS`, `COOKIE_SECURE` (and the
-    /// optional tuning variables of [`HttpSettings`]), naming the first bad one.
+    /// Reads `PORT`, `MONGO_URI`, `NATS_URL`, `EVENT_NAMESPACE`, `JWT_KEY`,
+    /// `JWT_TTL_SECONDS`, `COOKIE_SECURE`, `REFRESH_TTL_SECONDS`,
+    /// `REFRESH_REUSE_GRACE_SECONDS`, `SIGNIN_ATTEMPTS_PER_MINUTE` (and the optional tuning
+    /// variables of [`HttpSettings`]), naming the first bad one.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             session: SessionSettings::from_env(env)?,
             mongo: MongoSettings::from_env(env)?,
+            nats: NatsSettings::from_env(env)?,
             http: HttpSettings::from_env(env, DEFAULT_PORT)?,
+            refresh: RefreshSettings::from_env(env)?,
             signin_attempts_per_minute: env.parse_or("SIGNIN_ATTEMPTS_PER_MINUTE", 10)?,
         })
     }

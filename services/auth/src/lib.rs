@@ -1,31 +1,44 @@
-//! The auth service: sign-up, sign-in, sign-out and the current user.
+//! The auth service: sign-up, sign-in, sign-out, the current user, refresh tokens,
+//! sign-out everywhere, admins and bans.
 //!
-//! Users live in this service's own MongoDB database (`users`, email unique). A session
-//! is an HS256 JWT in the `session` cookie (see [`common::session`]); other services
-//! verify it with the shared key and never call this one.
+//! Users live in this service's own MongoDB database (`users`, email unique), with their
+//! refresh-token families ([`sessions`]). A session is a short HS256 JWT in the `session`
+//! cookie (see [`common::session`]) that other services verify with the shared key and
+//! never call this one for; the `refresh` cookie renews it here. Bans and "sign out
+//! everywhere" are published on the `USERS` stream through the outbox, and every service
+//! (this one included) refuses the user's older tokens as soon as it has the event.
 //!
-//! Run it with `MONGO_URI=mongodb://127.0.0.1:27017/auth JWT_KEY=<32+ bytes> cargo run -p auth`,
-//! or the whole platform with `dev/up` (see the README).
+//! Run it with `MONGO_URI=mongodb://127.0.0.1:27017/auth NATS_URL=nats://127.0.0.1:4222
+//! JWT_KEY=<32+ bytes> cargo run -p auth`, or the whole platform with `dev/up` (see the
+//! README). `auth grant-admin EMAIL` makes a user an administrator ([`admin`]).
 
+pub mod admin;
 pub mod config;
 pub mod password;
 pub mod routes;
+pub mod sessions;
 pub mod users;
 
 use std::sync::Arc;
 
 use axum::extract::FromRef;
 use common::Sessions;
-use common::http::{Dependency, Platform, finish_router};
+use common::events::StreamName;
+use common::events::listener::ListenerSettings;
+use common::events::outbox::Outbox;
 use common::openapi::Api;
 use common::ratelimit::RateLimiter;
-use common::service::Service;
+use common::service::{Backbone, Service};
 use common::shutdown::CancellationToken;
-use common::telemetry::Metrics;
 
 pub use crate::config::Config;
+use crate::config::RefreshSettings;
 use crate::password::Passwords;
+use crate::sessions::SessionStore;
 use crate::users::Users;
+
+/// The name logs and connections use for this service.
+pub const SERVICE: &str = "auth";
 
 /// Everything a handler needs, behind one reference count: axum clones the state for every
 /// request, and the profile of currentuser showed cloning and dropping each handle
@@ -36,7 +49,9 @@ pub struct AppState(Arc<Handles>);
 #[derive(Debug)]
 pub struct Handles {
     pub users: Users,
+    pub store: SessionStore,
     pub sessions: Sessions,
+    pub refresh: RefreshSettings,
     pub passwords: Passwords,
     pub signin_limit: RateLimiter,
 }
@@ -62,24 +77,34 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to MongoDB (waiting for it), ensures indexes and binds the port.
+    /// Connects to MongoDB and NATS (waiting for both), ensures indexes, loads the recent
+    /// revocations and binds the port.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let db = common::mongo::connect(&config.mongo, "auth").await?;
-        let users = Users::new(&db);
+        let mut backbone =
+            Backbone::connect(SERVICE, &config.mongo, &config.nats, &[StreamName::Users], ListenerSettings::default())
+                .await?;
+        let users = Users::new(&backbone.db);
         users.ensure_indexes().await?;
+        let store = SessionStore::new(
+            &backbone.db,
+            &users,
+            Outbox::new(&backbone.db),
+            config.refresh.ttl,
+            config.refresh.reuse_grace,
+        );
+        store.ensure_indexes().await?;
+        let sessions = backbone.sessions(&config.session).await?;
         let state = AppState(Arc::new(Handles {
             users,
-            sessions: config.session.sessions(),
+            store: store.clone(),
+            sessions,
+            refresh: config.refresh.clone(),
             passwords: Passwords::new().await?,
             signin_limit: RateLimiter::new(config.signin_attempts_per_minute, std::time::Duration::from_secs(60)),
         }));
-        let platform = Platform {
-            settings: config.http.clone(),
-            metrics: Metrics::builder().build(),
-            dependencies: vec![Dependency::Mongo(db)],
-        };
-        let router = finish_router(Api::new(routes::routes(), state, "auth"), &platform);
-        Ok(Self { service: Service::bind("auth", &config.http, router).await? })
+        let api = Api::new(routes::routes(), state, SERVICE);
+        let service = backbone.into_service(&config.http, api, Some(store.outbox())).await?;
+        Ok(Self { service })
     }
 
     /// The port actually bound (useful with `PORT=0`).

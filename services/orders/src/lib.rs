@@ -4,7 +4,8 @@
 //! A replica of every ticket is fed by `ticket.created` / `ticket.updated`. Reservation is
 //! one transaction (claim the replica's slot, insert the order, stage `order.created`), so
 //! concurrent orders for one ticket cannot both succeed. `expiration.complete` cancels an
-//! order still `created`; `payment.created` completes it. Events go out through the outbox.
+//! order still `created`; `payment.created` completes it; `user.banned` cancels the banned
+//! user's orders still `created`. Events go out through the outbox.
 //!
 //! Run it with `MONGO_URI=… NATS_URL=… JWT_KEY=… cargo run -p orders`, or the whole
 //! platform with `dev/up` (see the README).
@@ -25,7 +26,9 @@ use common::service::{Backbone, Service};
 use common::shutdown::CancellationToken;
 
 pub use crate::config::Config;
-use crate::listeners::{ExpirationCompleteHandler, PaymentCreatedHandler, TicketCreatedHandler, TicketUpdatedHandler};
+use crate::listeners::{
+    ExpirationCompleteHandler, PaymentCreatedHandler, TicketCreatedHandler, TicketUpdatedHandler, UserBannedHandler,
+};
 use crate::store::Store;
 
 /// The name consumers and logs use for this service.
@@ -59,16 +62,17 @@ impl Application {
             StreamName::Tickets,
             StreamName::Expiration,
             StreamName::Payments,
+            StreamName::Users,
             StreamName::DeadLetter,
         ];
-        let backbone =
+        let mut backbone =
             Backbone::connect(SERVICE, &config.mongo, &config.nats, &streams, config.listener.clone()).await?;
         let store = Store::new(&backbone.db, Outbox::new(&backbone.db));
         store.ensure_indexes().await?;
         let listeners = backbone.listeners();
         let state = AppState {
             store: store.clone(),
-            sessions: config.session.sessions(),
+            sessions: backbone.sessions(&config.session).await?,
             expiration_window: config.expiration_window,
         };
         let service = backbone
@@ -77,7 +81,8 @@ impl Application {
             .with_listener(&listeners, TicketCreatedHandler { store: store.clone() })
             .with_listener(&listeners, TicketUpdatedHandler { store: store.clone() })
             .with_listener(&listeners, ExpirationCompleteHandler { store: store.clone() })
-            .with_listener(&listeners, PaymentCreatedHandler { store });
+            .with_listener(&listeners, PaymentCreatedHandler { store: store.clone() })
+            .with_listener(&listeners, UserBannedHandler { store });
         Ok(Self { service })
     }
 

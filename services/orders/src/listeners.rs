@@ -2,7 +2,7 @@
 
 use bson::oid::ObjectId;
 use common::events::listener::{Delivery, HandleError, Handler};
-use common::events::{ExpirationComplete, OrderStatus, PaymentCreated, TicketCreated, TicketUpdated};
+use common::events::{ExpirationComplete, OrderStatus, PaymentCreated, TicketCreated, TicketUpdated, UserBanned};
 
 use crate::store::{Order, Store};
 
@@ -97,5 +97,34 @@ impl Handler for PaymentCreatedHandler {
             }
             None => Err(HandleError::Retry(format!("order {} changed during completion", order.id))),
         }
+    }
+}
+
+/// `user.banned`: cancels the user's reservations that are still `created`, so their
+/// tickets go back on sale (through the usual `order.cancelled`). Paid orders stay paid.
+/// A redelivery finds nothing left to cancel.
+#[derive(Clone, Debug)]
+pub struct UserBannedHandler {
+    pub store: Store,
+}
+
+impl Handler for UserBannedHandler {
+    type Event = UserBanned;
+
+    async fn handle(&self, event: UserBanned, _: &Delivery) -> Result<(), HandleError> {
+        let mut changed = 0;
+        for order in self.store.pending_orders_of(&event.user_id).await? {
+            match self.store.cancel(&order).await? {
+                Some(_) => {
+                    tracing::info!(order_id = %order.id, user_id = %event.user_id, "order of a banned user cancelled")
+                }
+                None => changed += 1,
+            }
+        }
+        if changed > 0 {
+            // Paid or expired meanwhile, or changed under us: look again.
+            return Err(HandleError::Retry(format!("{changed} orders of {} changed during the ban", event.user_id)));
+        }
+        Ok(())
     }
 }

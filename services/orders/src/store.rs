@@ -169,6 +169,11 @@ impl Store {
         Ok(reserved)
     }
 
+    /// The user's orders still `created` (reserved, unpaid).
+    pub async fn pending_orders_of(&self, user_id: &str) -> mongodb::error::Result<Vec<Order>> {
+        self.orders.find(doc! { "userId": user_id, "status": OrderStatus::Created.as_str() }).await?.try_collect().await
+    }
+
     /// Cancels a `created` order at its version and frees its ticket. `None` if the order
     /// changed meanwhile (the caller re-reads and decides again).
     pub async fn cancel(&self, order: &Order) -> mongodb::error::Result<Option<Order>> {

@@ -66,12 +66,16 @@ impl Application {
             }
         };
         let streams = [StreamName::Payments, StreamName::Orders, StreamName::DeadLetter];
-        let backbone =
+        let mut backbone =
             Backbone::connect(SERVICE, &config.mongo, &config.nats, &streams, config.listener.clone()).await?;
         let store = Store::new(&backbone.db, Outbox::new(&backbone.db));
         store.ensure_indexes().await?;
         let listeners = backbone.listeners();
-        let state = AppState { store: store.clone(), sessions: config.session.sessions(), provider: provider.clone() };
+        let state = AppState {
+            store: store.clone(),
+            sessions: backbone.sessions(&config.session).await?,
+            provider: provider.clone(),
+        };
         let service = backbone
             .into_service(&config.http, Api::new(routes::routes(), state, SERVICE), Some(store.outbox()))
             .await?

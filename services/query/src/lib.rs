@@ -124,7 +124,7 @@ impl Application {
     /// Connects to MongoDB and NATS (waiting for both); on an empty read model, resets the
     /// consumers so the model is rebuilt from the full history.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let backbone =
+        let mut backbone =
             Backbone::connect(SERVICE, &mongo_settings(&config), &config.nats, &STREAMS, config.listener.clone())
                 .await?;
         let store = Store::new(&backbone.db);
@@ -134,7 +134,7 @@ impl Application {
         }
         store.ensure_indexes().await?;
         let listeners = backbone.listeners();
-        let state = AppState { store: store.clone(), sessions: config.session.sessions() };
+        let state = AppState { store: store.clone(), sessions: backbone.sessions(&config.session).await? };
         let service = backbone
             .into_service(&config.http, Api::new(routes::routes(), state, SERVICE), None)
             .await?

@@ -52,12 +52,12 @@ impl Application {
     /// Connects to MongoDB and NATS (waiting for both), declares the stream and indexes.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let streams = [StreamName::Tickets, StreamName::Orders, StreamName::DeadLetter];
-        let backbone =
+        let mut backbone =
             Backbone::connect(SERVICE, &config.mongo, &config.nats, &streams, config.listener.clone()).await?;
         let store = Store::new(&backbone.db, Outbox::new(&backbone.db));
         store.ensure_indexes().await?;
         let listeners = backbone.listeners();
-        let state = AppState { store: store.clone(), sessions: config.session.sessions() };
+        let state = AppState { store: store.clone(), sessions: backbone.sessions(&config.session).await? };
         let api = Api::new(routes::routes(), state, SERVICE);
         let service = backbone
             .into_service(&config.http, api, Some(store.outbox()))

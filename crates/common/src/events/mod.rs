@@ -16,6 +16,7 @@
 
 pub mod listener;
 pub mod outbox;
+pub mod revocation_feed;
 pub mod versioning;
 
 use std::time::Duration;
@@ -39,6 +40,7 @@ pub enum StreamName {
     Orders,
     Payments,
     Expiration,
+    Users,
     DeadLetter,
 }
 
@@ -49,6 +51,7 @@ impl StreamName {
             Self::Orders => "ORDERS",
             Self::Payments => "PAYMENTS",
             Self::Expiration => "EXPIRATION",
+            Self::Users => "USERS",
             Self::DeadLetter => "DEADLETTER",
         }
     }
@@ -60,6 +63,7 @@ impl StreamName {
             Self::Orders => "order.>",
             Self::Payments => "payment.>",
             Self::Expiration => "expiration.>",
+            Self::Users => "user.>",
             Self::DeadLetter => "deadletter.>",
         }
     }
@@ -75,10 +79,13 @@ pub enum Subject {
     OrderCompleted,
     ExpirationComplete,
     PaymentCreated,
+    UserBanned,
+    UserUnbanned,
+    UserSessionsRevoked,
 }
 
 impl Subject {
-    pub const ALL: [Subject; 7] = [
+    pub const ALL: [Subject; 10] = [
         Self::TicketCreated,
         Self::TicketUpdated,
         Self::OrderCreated,
@@ -86,6 +93,9 @@ impl Subject {
         Self::OrderCompleted,
         Self::ExpirationComplete,
         Self::PaymentCreated,
+        Self::UserBanned,
+        Self::UserUnbanned,
+        Self::UserSessionsRevoked,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -97,6 +107,9 @@ impl Subject {
             Self::OrderCompleted => "order.completed",
             Self::ExpirationComplete => "expiration.complete",
             Self::PaymentCreated => "payment.created",
+            Self::UserBanned => "user.banned",
+            Self::UserUnbanned => "user.unbanned",
+            Self::UserSessionsRevoked => "user.sessions.revoked",
         }
     }
 
@@ -106,6 +119,7 @@ impl Subject {
             Self::OrderCreated | Self::OrderCancelled | Self::OrderCompleted => StreamName::Orders,
             Self::ExpirationComplete => StreamName::Expiration,
             Self::PaymentCreated => StreamName::Payments,
+            Self::UserBanned | Self::UserUnbanned | Self::UserSessionsRevoked => StreamName::Users,
         }
     }
 
@@ -229,6 +243,36 @@ pub struct PaymentCreated {
     pub charge_id: String,
 }
 
+/// `user.banned`: the user may no longer sign in, and every token issued up to `at` is
+/// refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserBanned {
+    pub user_id: String,
+    /// RFC 3339. Tokens whose `iat` is at or before this second are refused.
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `user.unbanned`: the user may sign in again; tokens from before the ban stay refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserUnbanned {
+    pub user_id: String,
+    /// RFC 3339.
+    pub at: String,
+}
+
+/// `user.sessions.revoked` (sign out everywhere): every token issued up to `at` is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSessionsRevoked {
+    pub user_id: String,
+    /// RFC 3339. Tokens whose `iat` is at or before this second are refused.
+    pub at: String,
+}
+
 macro_rules! bind_subjects {
     ($($ty:ty => $subject:ident),* $(,)?) => {
         $(impl Event for $ty { const SUBJECT: Subject = Subject::$subject; })*
@@ -243,6 +287,9 @@ bind_subjects! {
     OrderCompleted => OrderCompleted,
     ExpirationComplete => ExpirationComplete,
     PaymentCreated => PaymentCreated,
+    UserBanned => UserBanned,
+    UserUnbanned => UserUnbanned,
+    UserSessionsRevoked => UserSessionsRevoked,
 }
 
 /// A new event id: a UUIDv7, so ids sort in creation order.

@@ -54,7 +54,13 @@ async fn assert_refused(app: &crate::helpers::TestApp, token: &str, case: &str) 
 async fn bad_tokens_are_refused_with_401_in_the_envelope() {
     let app = spawn_app().await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let claims = Claims { id: "0123456789abcdef01234567".into(), email: "a@test.com".into(), iat: now, exp: now + 900 };
+    let claims = Claims {
+        id: "0123456789abcdef01234567".into(),
+        email: "a@test.com".into(),
+        iat: now,
+        exp: now + 900,
+        admin: false,
+    };
     let valid = app.sessions.sign(&claims).unwrap();
 
     let expired = app.sessions.sign(&Claims { iat: now - 1000, exp: now - 10, ..claims.clone() }).unwrap();

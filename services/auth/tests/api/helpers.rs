@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use auth::config::RefreshSettings;
 use auth::{Application, Config};
 use common::Sessions;
 use common::config::{HttpSettings, MongoSettings, SessionSettings};
@@ -14,6 +15,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: mongodb::Database,
     pub sessions: Sessions,
+    /// A direct connection in the app's event namespace.
+    pub bus: common::events::EventBus,
     _stop: common::testing::StopOnDrop,
 }
 
@@ -26,7 +29,9 @@ pub fn test_config(mongo: MongoSettings) -> Config {
             body_limit: 16 * 1024,
         },
         mongo,
+        nats: common::testing::fresh_nats(),
         session: SessionSettings { jwt_key: random_jwt_key(), jwt_ttl: Duration::from_secs(900), cookie_secure: false },
+        refresh: RefreshSettings { ttl: Duration::from_secs(3600), reuse_grace: Duration::from_secs(10) },
         signin_attempts_per_minute: 1000,
     }
 }
@@ -37,6 +42,7 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(config: Config) -> TestApp {
     let sessions = config.session.sessions();
+    let bus = common::events::EventBus::connect(&config.nats, "auth-test").await.expect("a NATS connection");
     let db = mongodb::Client::with_uri_str(secrecy::ExposeSecret::expose_secret(&fresh_uri(&config)))
         .await
         .expect("a client for the test database")
@@ -50,6 +56,7 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
         client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         db,
         sessions,
+        bus,
         _stop: common::testing::StopOnDrop(shutdown),
     }
 }
@@ -94,6 +101,46 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
+    /// `POST /api/users/refresh` with a `Cookie` header (e.g. `refresh=...`).
+    pub async fn refresh(&self, cookie: Option<&str>) -> reqwest::Response {
+        self.post_with_cookie("/api/users/refresh", cookie).await
+    }
+
+    /// A POST without a body, with a `Cookie` header.
+    pub async fn post_with_cookie(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.post(self.url(path));
+        if let Some(cookie) = cookie {
+            request = request.header("Cookie", cookie);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// Signs a user up and returns their id and both cookies.
+    pub async fn signed_up(&self, email: &str) -> Browser {
+        let response = self.signup(email, PASSWORD).await;
+        assert_eq!(response.status(), 201);
+        let mut browser = Browser::default();
+        browser.take(&response);
+        let body: Value = response.json().await.unwrap();
+        browser.id = body["id"].as_str().unwrap().to_owned();
+        browser
+    }
+
+    /// Makes the user an administrator, as `auth grant-admin` does, and signs them in
+    /// again so their token says so.
+    pub async fn admin(&self, email: &str) -> Browser {
+        let mut browser = self.signed_up(email).await;
+        self.db
+            .collection::<bson::Document>("users")
+            .update_one(bson::doc! {"email": email}, bson::doc! {"$set": {"admin": true}})
+            .await
+            .unwrap();
+        let response = self.signin(email, PASSWORD).await;
+        assert_eq!(response.status(), 200);
+        browser.take(&response);
+        browser
+    }
+
     pub async fn user_count(&self) -> u64 {
         self.db.collection::<bson::Document>("users").count_documents(bson::doc! {}).await.unwrap()
     }
@@ -124,4 +171,61 @@ pub async fn errors(response: reqwest::Response) -> Vec<(String, Option<String>)
         .iter()
         .map(|e| (e["message"].as_str().unwrap().to_owned(), e["field"].as_str().map(str::to_owned)))
         .collect()
+}
+
+/// The named cookie of a response as a browser sends it back (`name=value`), if set to a
+/// non-empty value.
+pub fn cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+        .find(|pair| pair.len() > name.len() + 1)
+}
+
+/// The raw `Set-Cookie` header of the named cookie.
+pub fn raw_set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// A user's cookies, as a browser keeps them.
+#[derive(Debug, Clone, Default)]
+pub struct Browser {
+    pub id: String,
+    pub session: Option<String>,
+    pub refresh: Option<String>,
+}
+
+impl Browser {
+    /// Keeps the cookies a response sets (an emptied one is dropped).
+    pub fn take(&mut self, response: &reqwest::Response) {
+        if raw_set_cookie(response, "session").is_some() {
+            self.session = cookie(response, "session");
+        }
+        if raw_set_cookie(response, "refresh").is_some() {
+            self.refresh = cookie(response, "refresh");
+        }
+    }
+
+    /// The `Cookie` header with every cookie held.
+    pub fn header(&self) -> String {
+        [self.session.clone(), self.refresh.clone()].into_iter().flatten().collect::<Vec<_>>().join("; ")
+    }
+
+    pub fn session(&self) -> &str {
+        self.session.as_deref().expect("a session cookie")
+    }
+
+    pub fn refresh(&self) -> &str {
+        self.refresh.as_deref().expect("a refresh cookie")
+    }
 }

@@ -5,6 +5,8 @@ mod current_user;
 mod helpers;
 mod hostile_input;
 mod operations;
+mod refresh;
+mod revocation;
 mod signin;
 mod signout;
 mod signup;

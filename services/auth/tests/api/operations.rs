@@ -30,7 +30,18 @@ async fn the_openapi_description_is_served_and_documents_the_signin_limit() {
     let doc: Value = response.json().await.unwrap();
     let mut paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
     paths.sort();
-    assert_eq!(paths, ["/api/users/currentuser", "/api/users/signin", "/api/users/signout", "/api/users/signup"]);
+    assert_eq!(
+        paths,
+        [
+            "/api/users/currentuser",
+            "/api/users/refresh",
+            "/api/users/sessions/revoke",
+            "/api/users/signin",
+            "/api/users/signout",
+            "/api/users/signup",
+            "/api/users/{id}/ban"
+        ]
+    );
     let signin = &doc["paths"]["/api/users/signin"]["post"]["responses"];
     assert!(signin["429"]["headers"]["retry-after"].is_object(), "{signin}");
     let signup = &doc["components"]["schemas"]["SignupBody"]["properties"];
@@ -127,7 +138,7 @@ impl Write for Captured {
 // A current-thread runtime keeps the app's tasks on this thread, under the test's
 // thread-local subscriber, so every log line the requests produce is captured.
 #[tokio::test(flavor = "current_thread")]
-async fn the_password_and_its_hash_never_appear_in_responses_or_logs() {
+async fn the_password_its_hash_and_refresh_tokens_never_appear_in_responses_or_logs() {
     let sink = Captured::default();
     let writer = sink.clone();
     let subscriber =
@@ -143,6 +154,13 @@ async fn the_password_and_its_hash_never_appear_in_responses_or_logs() {
     bodies.push(app.signin("secret@test.com", "wrong password").await.text().await.unwrap());
     bodies.push(app.signup("secret@test.com", PASSWORD).await.text().await.unwrap());
     bodies.push(app.current_user(Some(&cookie)).await.text().await.unwrap());
+    let browser = app.signed_up("refresh-secret@test.com").await;
+    let refresh_token = browser.refresh().trim_start_matches("refresh=").to_owned();
+    let refreshed = app.refresh(Some(browser.refresh())).await;
+    let next_token = crate::helpers::cookie(&refreshed, "refresh").unwrap().trim_start_matches("refresh=").to_owned();
+    bodies.push(refreshed.text().await.unwrap());
+    bodies.push(app.refresh(Some(&format!("refresh={next_token}"))).await.text().await.unwrap());
+    bodies.push(app.post_with_cookie("/api/users/signout", Some(&browser.header())).await.text().await.unwrap());
 
     let stored: bson::Document = app
         .db
@@ -158,6 +176,7 @@ async fn the_password_and_its_hash_never_appear_in_responses_or_logs() {
     assert!(logs.contains("user signed up"), "the capture works: {logs}");
     for text in bodies.iter().chain(std::iter::once(&logs)) {
         assert!(!text.contains(PASSWORD), "password leaked: {text}");
+        assert!(!text.contains(&refresh_token) && !text.contains(&next_token), "refresh token leaked: {text}");
         for part in &salt_and_digest {
             assert!(!text.contains(part), "hash leaked: {text}");
         }
