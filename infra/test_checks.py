@@ -73,15 +73,38 @@ class BrokenCopies(unittest.TestCase):
 
     def test_a_service_without_artifact_fails(self):
         self.skaffold["build"]["artifacts"] = [a for a in self.skaffold["build"]["artifacts"] if a["image"] != "ticketing/orders"]
-        self.assertIn("service orders has no skaffold artifact", checks.check_skaffold(self.skaffold, checks.service_binaries()))
+        self.assertIn("service orders has no skaffold artifact", checks.check_skaffold(self.skaffold, checks.service_names()))
 
-    def test_an_artifact_for_no_binary_fails(self):
-        self.skaffold["build"]["artifacts"][0]["docker"]["buildArgs"]["SERVICE"] = "authentication"
-        self.assertTrue(checks.check_skaffold(self.skaffold, checks.service_binaries()))
+    def test_an_artifact_targeting_no_service_fails(self):
+        self.skaffold["build"]["artifacts"][0]["docker"]["target"] = "authentication"
+        self.assertTrue(checks.check_skaffold(self.skaffold, checks.service_names()))
+
+    def test_an_artifact_image_named_unlike_its_target_fails(self):
+        self.skaffold["build"]["artifacts"][0]["image"] = "ticketing/users"
+        self.assertTrue(checks.check_skaffold(self.skaffold, checks.service_names()))
+
+    def test_a_build_argument_on_an_artifact_fails(self):
+        self.skaffold["build"]["artifacts"][0]["docker"]["buildArgs"] = {"SERVICE": "auth"}
+        errors = checks.check_skaffold(self.skaffold, checks.service_names())
+        self.assertTrue(any("buildArgs" in e for e in errors))
+
+    def test_file_sync_on_an_artifact_fails(self):
+        sync = {"manual": [{"src": "services/auth/src/**/*.rs", "dest": "."}]}
+        self.skaffold["build"]["artifacts"][0]["sync"] = sync
+        errors = checks.check_skaffold(self.skaffold, checks.service_names())
+        self.assertTrue(any("sync" in e for e in errors))
 
     def test_a_missing_kustomize_path_fails(self):
         self.skaffold["manifests"]["kustomize"]["paths"] = ["infra/k8s/overlays/staging"]
-        self.assertTrue(checks.check_skaffold(self.skaffold, checks.service_binaries()))
+        self.assertTrue(checks.check_skaffold(self.skaffold, checks.service_names()))
+
+    def test_a_service_binary_missing_from_the_table_fails(self):
+        errors = checks.check_service_table(checks.service_names(), checks.service_binaries() | {"client"})
+        self.assertTrue(any("services/client" in e for e in errors))
+
+    def test_a_table_service_without_a_binary_fails(self):
+        errors = checks.check_service_table([*checks.service_names(), "posts"], checks.service_binaries())
+        self.assertTrue(any("service posts" in e for e in errors))
 
     def test_strict_schema_validation_rejects_unknown_fields(self):
         deployment = copy.deepcopy(find(self.docs, "Deployment", "auth"))
