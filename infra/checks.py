@@ -267,6 +267,242 @@ def check_hadolint(dockerfile):
     return [] if out.returncode == 0 else [f"hadolint: {out.stdout.strip()}"]
 
 
+# The runtime every service image is built on: glibc and libgcc, uid 65532.
+DISTROLESS = re.compile(r"^gcr\.io/distroless/cc-debian12:nonroot(@sha256:[0-9a-f]{64})?$")
+NONROOT = "65532:65532"
+
+
+def parse_dockerfile(text):
+    """A Dockerfile as (global ARGs, stages). Continuation lines are joined and comment
+    lines dropped, as docker does. A stage is {name, base, instructions}; an instruction is
+    {position, keyword, flags, args}, `position` counting instructions from the top so that
+    order across stages is kept."""
+    lines, current = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#") or (not line and not current):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        lines.append((current + line).strip())
+        current = ""
+    if current.strip():
+        lines.append(current.strip())
+    global_args, stages = [], []
+    for position, line in enumerate(lines):
+        keyword, _, rest = line.partition(" ")
+        words = rest.split()
+        flags = []
+        while words and words[0].startswith("--"):
+            flags.append(words.pop(0))
+        instruction = {"position": position, "keyword": keyword.upper(), "flags": flags, "args": " ".join(words)}
+        if instruction["keyword"] == "FROM":
+            named = len(words) >= 3 and words[1].upper() == "AS"
+            stages.append(
+                {
+                    "name": words[2].lower() if named else str(len(stages)),
+                    "base": words[0] if words else "",
+                    "position": position,
+                    "instructions": [],
+                }
+            )
+        elif stages:
+            stages[-1]["instructions"].append(instruction)
+        elif instruction["keyword"] == "ARG":
+            global_args.append(instruction)
+    return global_args, stages
+
+
+def _mounts(instruction):
+    mounts = []
+    for flag in instruction["flags"]:
+        if flag.startswith("--mount="):
+            mounts.append(dict(part.partition("=")[::2] for part in flag[len("--mount=") :].split(",")))
+    return mounts
+
+
+def _copy_from(instruction):
+    for flag in instruction["flags"]:
+        if flag.startswith("--from="):
+            return flag[len("--from=") :].lower()
+    return None
+
+
+def _uses_arg(text, name):
+    return re.search(r"\$\{?" + re.escape(name) + r"\b", text) is not None
+
+
+class Dockerfile:
+    """Dockerfile.base's stage graph: which stage an instruction's result depends on
+    (FROM, COPY --from, a mount's from=), where the dependency and workspace builds are."""
+
+    def __init__(self, text):
+        self.global_args, self.stages = parse_dockerfile(text)
+        self.by_name = {stage["name"]: stage for stage in self.stages}
+
+    def runs(self, pattern):
+        return [
+            (stage, ins)
+            for stage in self.stages
+            for ins in stage["instructions"]
+            if ins["keyword"] == "RUN" and re.search(pattern, ins["args"])
+        ]
+
+    def args(self):
+        return self.global_args + [
+            ins for stage in self.stages for ins in stage["instructions"] if ins["keyword"] == "ARG"
+        ]
+
+    def base(self, stage):
+        return self.by_name.get(stage["base"].lower())
+
+    def lineage(self, stage):
+        """The stage and the stages it is FROM, nearest first."""
+        out = []
+        while stage and stage not in out:
+            out.append(stage)
+            stage = self.base(stage)
+        return out
+
+    def inputs(self, stage, upto):
+        """What `stage`'s instructions up to position `upto` depend on, as the text of
+        every FROM line and instruction involved (ARG declarations aside): where an ARG
+        can be used."""
+        seen = {}
+
+        def visit(st, limit):
+            if seen.get(st["name"], -1) >= limit:
+                return
+            seen[st["name"]] = limit
+            if self.base(st):
+                visit(self.base(st), float("inf"))
+            for ins in st["instructions"]:
+                if ins["position"] <= limit:
+                    for source in [_copy_from(ins)] + [m.get("from") for m in _mounts(ins)]:
+                        if source in self.by_name:
+                            visit(self.by_name[source], float("inf"))
+
+        visit(stage, upto)
+        texts = []
+        for name, limit in seen.items():
+            texts.append(self.by_name[name]["base"])
+            texts += [
+                " ".join(ins["flags"]) + " " + ins["args"]
+                for ins in self.by_name[name]["instructions"]
+                if ins["position"] <= limit and ins["keyword"] != "ARG"
+            ]
+        return texts
+
+
+def check_dockerfile(text, services):
+    """The shape that builds the workspace once and cuts one image per service from it:
+    one dependency build (cargo chef cook) that no source change and no per-image value
+    reaches; one builder stage compiling every service binary with cache mounts; one final
+    stage per service, named like it, copying its binary onto distroless as uid 65532."""
+    dockerfile = Dockerfile(text)
+    cooks, builds = dockerfile.runs(r"\bcargo chef cook\b"), dockerfile.runs(r"\bcargo build\b")
+    if len(cooks) != 1:
+        return [f"Dockerfile: one dependency build (`cargo chef cook`) expected, found {len(cooks)}"]
+    if len(builds) != 1:
+        return [f"Dockerfile: one builder stage (one RUN with `cargo build`) expected, found {len(builds)}"]
+    errors = _check_shared_steps(dockerfile, cooks[0], builds[0])
+    errors += _check_builder(builds[0][1], services)
+    errors += _check_service_stages(dockerfile, builds[0], services)
+    return [f"Dockerfile: {e}" for e in errors]
+
+
+def _check_shared_steps(dockerfile, cook, build):
+    errors = []
+    # An ARG's value is part of the cache key of every later RUN of its stage. One that
+    # the shared steps do not use only tells the six image builds apart, and each of them
+    # then compiles the dependencies, or the workspace, again.
+    for label, (stage, ins) in [
+        ("the dependency build (cargo chef cook)", cook),
+        ("the workspace build (cargo build)", build),
+    ]:
+        inputs = dockerfile.inputs(stage, ins["position"])
+        for arg in dockerfile.args():
+            name = arg["args"].split("=")[0].strip()
+            if arg["position"] < ins["position"] and not any(_uses_arg(text, name) for text in inputs):
+                errors.append(
+                    f"ARG {name} comes before {label} without being used by it: it would split its cache per value"
+                )
+    # Sources in the dependency layer's lineage would make every code change rebuild it.
+    (cook_stage, cook_ins), limit = cook, cook[1]["position"]
+    for stage in dockerfile.lineage(cook_stage):
+        for ins in stage["instructions"]:
+            if ins["position"] < limit and ins["keyword"] in ("COPY", "ADD") and _copy_from(ins) is None:
+                errors.append(f"stage {stage['name']} copies from the build context before the dependency build")
+        limit = float("inf")
+    for label, ins, wanted in [
+        ("dependency build", cook_ins, ["registry"]),
+        ("workspace build", build[1], ["registry", "target"]),
+    ]:
+        targets = [m.get("target", "").rstrip("/") for m in _mounts(ins) if m.get("type") == "cache"]
+        for kind in wanted:
+            if not any(t.endswith("/" + kind) for t in targets):
+                errors.append(f"the {label} has no cache mount for cargo's {kind}")
+    return errors
+
+
+def _check_builder(build, services):
+    errors = [
+        f"the workspace build must use {flag}"
+        for flag in ("--release", "--locked")
+        if flag not in build["args"].split()
+    ]
+    bins = set(re.findall(r"--bin[= ]+(\S+)", build["args"]))
+    errors += [f"the builder does not build --bin {service}" for service in services if service not in bins]
+    errors += [
+        f"the builder builds --bin {extra}, which no service image uses" for extra in sorted(bins - set(services))
+    ]
+    return errors
+
+
+def _check_service_stages(dockerfile, build, services):
+    (builder, build_ins), errors, found = build, [], set()
+    cache_targets = [m.get("target", "").rstrip("/") for m in _mounts(build_ins) if m.get("type") == "cache"]
+    for stage in dockerfile.stages:
+        copies = [
+            ins for ins in stage["instructions"] if ins["keyword"] == "COPY" and _copy_from(ins) == builder["name"]
+        ]
+        if not copies:
+            continue
+        found.add(stage["name"])
+        if len(copies) != 1:
+            errors.append(f"stage {stage['name']} must copy exactly one binary from {builder['name']}")
+            continue
+        source = copies[0]["args"].split()[0]
+        directory, _, binary = source.rpartition("/")
+        if binary != stage["name"]:
+            errors.append(f"stage {stage['name']} copies {source}, not its own binary")
+        in_cache = any(directory == t or directory.startswith(t + "/") for t in cache_targets)
+        if in_cache or not re.search(r"(^|\s)" + re.escape(directory) + r"(/|\s|$)", build_ins["args"]):
+            errors.append(
+                f"{directory} is not filled by the build's RUN: a cache mount is not in the image, "
+                "so the binaries must be copied out of it in that same RUN"
+            )
+        lineage = dockerfile.lineage(stage)
+        if not DISTROLESS.match(lineage[-1]["base"]):
+            errors.append(
+                f"stage {stage['name']} runs on {lineage[-1]['base']}, not gcr.io/distroless/cc-debian12:nonroot"
+            )
+        users = [ins["args"] for st in reversed(lineage) for ins in st["instructions"] if ins["keyword"] == "USER"]
+        if not users or users[-1] != NONROOT:
+            errors.append(f"stage {stage['name']} must run as USER {NONROOT}")
+        if not any(ins["keyword"] == "ENTRYPOINT" for st in lineage for ins in st["instructions"]):
+            errors.append(f"stage {stage['name']} has no ENTRYPOINT")
+    errors += [
+        f"service {service} has no stage (FROM runtime AS {service})" for service in services if service not in found
+    ]
+    errors += [
+        f"stage {extra} copies a binary from the builder but is not a service"
+        for extra in sorted(found - set(services))
+    ]
+    return errors
+
+
 def check_generated():
     sys.path.insert(0, str(K8S))
     import generate  # noqa: PLC0415
@@ -287,6 +523,7 @@ def run_all():
     errors += check_hadolint(ROOT / "Dockerfile.base")
     services = service_names()
     errors += check_service_table(services, service_binaries())
+    errors += check_dockerfile((ROOT / "Dockerfile.base").read_text(), services)
     skaffold = skaffold_config()
     errors += check_skaffold(skaffold, services)
     documented = documented_secrets()

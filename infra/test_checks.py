@@ -124,5 +124,142 @@ class BrokenCopies(unittest.TestCase):
             self.assertTrue(checks.check_hadolint(bad))
 
 
+def replace_once(text, old, new):
+    """`text` with `old` replaced, failing loudly when the real file no longer has `old`
+    (the test would otherwise pass on an unbroken copy)."""
+    assert text.count(old) == 1, f"expected exactly one {old!r}"
+    return text.replace(old, new)
+
+
+# The layout this repository had before the shared builder: a build argument chose the
+# service in the builder stage, ahead of the dependency build.
+PER_SERVICE_ARGUMENT_LAYOUT = """
+ARG RUST_VERSION=1.95
+FROM rust:${RUST_VERSION}-slim-bookworm AS chef
+RUN cargo install cargo-chef --locked --version 0.1.78
+WORKDIR /app
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+FROM chef AS builder
+ARG SERVICE
+COPY --from=planner /app/recipe.json recipe.json
+RUN cargo chef cook --release --locked --recipe-path recipe.json
+COPY . .
+RUN test -n "${SERVICE}" \\
+    && cargo build --release --locked --bin "${SERVICE}" \\
+    && cp "target/release/${SERVICE}" /app/service
+FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+COPY --from=builder /app/service /usr/local/bin/service
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/service"]
+"""
+
+
+class DockerfileCopies(unittest.TestCase):
+    """check_dockerfile on Dockerfile.base with one thing broken."""
+
+    def setUp(self):
+        self.text = (checks.ROOT / "Dockerfile.base").read_text()
+        self.services = checks.service_names()
+
+    def errors(self, old, new):
+        return checks.check_dockerfile(replace_once(self.text, old, new), self.services)
+
+    def assertFails(self, errors, fragment):
+        self.assertTrue(any(fragment in e for e in errors), f"no error mentioning {fragment!r} in {errors}")
+
+    def test_the_builder_stage_builds_exactly_the_service_binaries(self):
+        _, stages = checks.parse_dockerfile(self.text)
+        builder = next(s for s in stages if s["name"] == "builder")
+        build = next(i for i in builder["instructions"] if i["keyword"] == "RUN")
+        self.assertEqual(sorted(checks.re.findall(r"--bin (\S+)", build["args"])), sorted(self.services))
+        finals = {s["name"] for s in stages if any(i["flags"] == ["--from=builder"] for i in s["instructions"])}
+        self.assertEqual(finals, set(self.services))
+
+    def test_the_per_service_build_argument_layout_fails(self):
+        errors = checks.check_dockerfile(PER_SERVICE_ARGUMENT_LAYOUT, self.services)
+        self.assertFails(errors, "ARG SERVICE comes before the dependency build")
+        self.assertFails(errors, "service auth has no stage")
+
+    def test_an_arg_before_the_dependency_build_used_only_by_a_final_stage_fails(self):
+        text = replace_once(self.text, "ARG RUST_VERSION=1.95\n", "ARG RUST_VERSION=1.95\nARG SERVICE\n")
+        text = replace_once(
+            text,
+            "FROM runtime AS auth\n",
+            "FROM runtime AS auth\nARG SERVICE\nLABEL org.opencontainers.image.title=${SERVICE}\n",
+        )
+        self.assertFails(checks.check_dockerfile(text, self.services), "ARG SERVICE comes before the dependency build")
+
+    def test_an_arg_in_the_dependency_stage_that_the_cook_does_not_use_fails(self):
+        errors = self.errors("FROM chef AS deps\n", "FROM chef AS deps\nARG SERVICE=auth\n")
+        self.assertFails(errors, "ARG SERVICE comes before the dependency build")
+
+    def test_an_arg_in_the_builder_used_only_by_a_final_stage_fails(self):
+        errors = self.errors("FROM deps AS builder\n", "FROM deps AS builder\nARG SERVICE\n")
+        self.assertFails(errors, "ARG SERVICE comes before the workspace build")
+
+    def test_sources_copied_before_the_dependency_build_fail(self):
+        errors = self.errors("FROM chef AS deps\n", "FROM chef AS deps\nCOPY . .\n")
+        self.assertFails(errors, "copies from the build context before the dependency build")
+
+    def test_a_builder_without_a_target_cache_mount_fails(self):
+        line = next(line for line in self.text.splitlines(True) if "target=/app/target" in line)
+        self.assertFails(self.errors(line, ""), "no cache mount for cargo's target")
+
+    def test_a_dependency_build_without_a_registry_cache_mount_fails(self):
+        cook = "cargo chef cook --release --locked --recipe-path recipe.json"
+        start = self.text.index("FROM chef AS deps")
+        stage = self.text[start : self.text.index(cook) + len(cook)]
+        bare = "FROM chef AS deps\nCOPY --from=planner /app/recipe.json recipe.json\nRUN " + cook
+        self.assertFails(self.errors(stage, bare), "dependency build has no cache mount for cargo's registry")
+
+    def test_binaries_copied_from_inside_the_cache_mount_fail(self):
+        errors = self.errors("COPY --from=builder /out/auth ", "COPY --from=builder /app/target/release/auth ")
+        self.assertFails(errors, "must be copied out of it in that same RUN")
+
+    def test_binaries_not_copied_out_of_the_cache_mount_fail(self):
+        copy_out = next(line for line in self.text.splitlines(True) if "/out/" in line and "find" in line)
+        text = replace_once(self.text, copy_out, "")
+        text = replace_once(text, "    && mkdir -p /out \\\n", "")
+        text = text.replace("--bin query \\\n", "--bin query\n")
+        self.assertFails(checks.check_dockerfile(text, self.services), "must be copied out of it in that same RUN")
+
+    def test_a_service_the_builder_does_not_build_fails(self):
+        self.assertFails(self.errors(" --bin query", ""), "does not build --bin query")
+
+    def test_a_tool_compiled_for_no_image_fails(self):
+        self.assertFails(self.errors(" --bin query", " --bin query --bin audit"), "builds --bin audit")
+
+    def test_a_second_cargo_build_fails(self):
+        errors = self.errors(
+            "FROM runtime AS auth\n",
+            "FROM deps AS gateway\nRUN cargo build --release --bin gateway\n\nFROM runtime AS auth\n",
+        )
+        self.assertFails(errors, "one builder stage")
+
+    def test_a_service_without_a_stage_fails(self):
+        stage = "FROM runtime AS query\nCOPY --from=builder /out/query /usr/local/bin/service\n"
+        self.assertFails(self.errors(stage, ""), "service query has no stage")
+
+    def test_a_stage_copying_another_services_binary_fails(self):
+        errors = self.errors("COPY --from=builder /out/auth ", "COPY --from=builder /out/tickets ")
+        self.assertFails(errors, "stage auth copies /out/tickets")
+
+    def test_a_runtime_other_than_distroless_nonroot_fails(self):
+        for base in ["debian:bookworm-slim", "gcr.io/distroless/cc-debian12:latest"]:
+            with self.subTest(base=base):
+                errors = self.errors("gcr.io/distroless/cc-debian12:nonroot AS runtime", f"{base} AS runtime")
+                self.assertFails(errors, "not gcr.io/distroless/cc-debian12:nonroot")
+
+    def test_a_runtime_stage_running_as_root_fails(self):
+        self.assertFails(self.errors("USER 65532:65532\n", ""), "must run as USER 65532:65532")
+        errors = self.errors(
+            "COPY --from=builder /out/auth /usr/local/bin/service\n",
+            "COPY --from=builder /out/auth /usr/local/bin/service\nUSER root\n",
+        )
+        self.assertFails(errors, "stage auth must run as USER 65532:65532")
+
+
 if __name__ == "__main__":
     unittest.main()
