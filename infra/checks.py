@@ -503,6 +503,195 @@ def _check_service_stages(dockerfile, build, services):
     return errors
 
 
+WORKFLOWS = ROOT / ".github" / "workflows"
+HEAD_SHA = "${{ github.event.workflow_run.head_sha }}"
+
+
+def load_workflows():
+    return {path.name: yaml.safe_load(path.read_text()) for path in sorted(WORKFLOWS.glob("*.yml"))}
+
+
+def _triggers(workflow):
+    # YAML 1.1 reads an unquoted `on` key as true.
+    return workflow.get("on", workflow.get(True)) or {}
+
+
+def _strings(node):
+    if isinstance(node, dict):
+        return [s for key, value in node.items() for s in _strings(key) + _strings(value)]
+    if isinstance(node, list):
+        return [s for item in node for s in _strings(item)]
+    return [node] if isinstance(node, str) else []
+
+
+def _uses(step, action):
+    return str(step.get("uses", "")).split("@")[0] == action
+
+
+def _needs(job):
+    needs = job.get("needs", [])
+    return [needs] if isinstance(needs, str) else list(needs)
+
+
+def _deploys(job):
+    text = "\n".join(_strings(job))
+    return (
+        "environment" in job
+        or "KUBECONFIG" in text
+        or "infra/rollout" in text
+        or re.search(r"\bkubectl\s+(apply|rollout)", text)
+    )
+
+
+def check_workflows(workflows, services):
+    """Deploys run only after a successful `ci` on main; no workflow deploys a moving tag or
+    applies manifests around infra/rollout; the release builds and pins what ci tested."""
+    errors = []
+    ci = workflows.get("ci.yml")
+    if ci is None or not any(".ci/run" in s for s in _strings(ci.get("jobs", {}))):
+        return ["workflows: ci.yml, the workflow that runs .ci/run, is missing"]
+    ci_name = ci.get("name")
+    if "main" not in ((_triggers(ci).get("push") or {}).get("branches") or []):
+        errors.append("ci.yml: must run on pushes to main, or nothing on main is ever tested and released")
+    for file, workflow in workflows.items():
+        jobs = workflow.get("jobs", {})
+        for string in _strings(workflow):
+            if re.search(r":latest\b", string):
+                errors.append(f"{file}: {string.strip()!r} names a moving tag; deploy by digest")
+        for name, job in jobs.items():
+            for step in job.get("steps", []):
+                if re.search(r"\bkubectl\s+apply\b", str(step.get("run", ""))):
+                    errors.append(
+                        f"{file}: job {name} applies manifests itself; only infra/rollout pins, waits and undoes"
+                    )
+        if any(_deploys(job) for job in jobs.values()):
+            errors += [f"{file}: {e}" for e in _gated_on_ci(workflow, ci_name)]
+    if "release.yml" not in workflows:
+        errors.append("workflows: release.yml is missing")
+    else:
+        errors += [f"release.yml: {e}" for e in check_release(workflows["release.yml"], services)]
+    return errors
+
+
+def _gated_on_ci(workflow, ci_name):
+    errors = []
+    triggers = _triggers(workflow)
+    if set(triggers) != {"workflow_run"}:
+        errors.append(
+            f"deploys on {sorted(triggers)}: only a completed `{ci_name}` run (workflow_run) may start a deploy"
+        )
+    run = triggers.get("workflow_run") or {}
+    if run.get("workflows") != [ci_name] or run.get("types") != ["completed"] or run.get("branches") != ["main"]:
+        errors.append(f"workflow_run must be workflows: [{ci_name}], types: [completed], branches: [main]")
+    for name, job in workflow.get("jobs", {}).items():
+        condition = " ".join(str(job.get("if", "")).split())
+        if re.search(r"\b(always|failure|cancelled)\(", condition):
+            errors.append(f"job {name}: a status function in `if` runs it even when the gate is skipped")
+        if not _needs(job):
+            for clause in (
+                "github.event.workflow_run.conclusion == 'success'",
+                "github.event.workflow_run.event == 'push'",
+                "github.event.workflow_run.head_repository.full_name == github.repository",
+            ):
+                if clause not in condition:
+                    errors.append(f"job {name}: `if` must require {clause}")
+    return errors
+
+
+def check_release(release, services):
+    """release.yml builds the commit ci tested, compiles it once (builder), cuts one image
+    per service from that cache and hands each digest to a production job that deploys
+    through infra/rollout."""
+    errors = []
+    jobs = release.get("jobs", {})
+    if any(re.search(r"\bgithub\.sha\b", s) for s in _strings(release)):
+        errors.append("github.sha is main's tip when the release starts, not the commit ci tested; use " + HEAD_SHA)
+    builds = {}
+    for name, job in jobs.items():
+        for step in job.get("steps", []):
+            with_ = step.get("with", {}) or {}
+            if _uses(step, "actions/checkout") and with_.get("ref") != HEAD_SHA:
+                errors.append(f"job {name}: checkout without ref: {HEAD_SHA} builds another commit")
+            if _uses(step, "docker/build-push-action"):
+                builds.setdefault(name, []).append(step)
+                if with_.get("context") != "." or with_.get("file") != "Dockerfile.base":
+                    errors.append(
+                        f"job {name}: build-push-action needs context: . (the checkout) and file: Dockerfile.base"
+                    )
+    builder = [
+        n for n, steps in builds.items() if any((s.get("with") or {}).get("target") == "builder" for s in steps)
+    ]
+    if len(builder) != 1:
+        errors.append("one job must compile the workspace once (build-push-action with target: builder)")
+    else:
+        step = next(s for s in builds[builder[0]] if s["with"].get("target") == "builder")
+        if "type=registry" not in str(step["with"].get("cache-to", "")):
+            errors.append(
+                f"job {builder[0]}: the builder must export its layers to the registry cache (cache-to: type=registry)"
+            )
+    images = [n for n, job in jobs.items() if "service" in ((job.get("strategy") or {}).get("matrix") or {})]
+    if len(images) != 1:
+        errors.append("one job must build the images, over a matrix of services")
+        return errors
+    name, job = images[0], jobs[images[0]]
+    matrix = job["strategy"]["matrix"]["service"]
+    for service in services:
+        if service not in matrix:
+            errors.append(f"job {name}: service {service} is missing from the matrix")
+    for extra in sorted(set(matrix) - set(services)):
+        errors.append(f"job {name}: matrix entry {extra} is not a service")
+    if len(matrix) != len(set(matrix)):
+        errors.append(f"job {name}: the matrix lists a service twice")
+    if builder and builder[0] not in _needs(job):
+        errors.append(f"job {name}: must need {builder[0]}, whose cache it cuts the images from")
+    cuts = [s for s in builds.get(name, []) if (s.get("with") or {}).get("target") == "${{ matrix.service }}"]
+    if len(cuts) != 1:
+        errors.append(f"job {name}: one build-push-action with target: ${{{{ matrix.service }}}} expected")
+    else:
+        cut = cuts[0]
+        if cut["with"].get("push") is not True or not cut["with"].get("cache-from"):
+            errors.append(f"job {name}: the image build must push, reading the builder's cache (cache-from)")
+        digest = f"steps.{cut.get('id')}.outputs.digest"
+        if not cut.get("id") or not any(digest in s for s in _strings(job)):
+            errors.append(f"job {name}: the image's digest (steps.<id>.outputs.digest) must be handed to the rollout")
+    deploys = [n for n, j in jobs.items() if _deploys(j)]
+    if not deploys:
+        errors.append("no job deploys")
+
+    def needed(job_name, seen=()):
+        return {d for n in _needs(jobs.get(job_name, {})) if n not in seen for d in {n} | needed(n, (*seen, n))}
+
+    for deploy in deploys:
+        j = jobs[deploy]
+        if j.get("environment") != "production":
+            errors.append(
+                f"job {deploy}: deploys outside the production environment (its protection rules and secrets)"
+            )
+        if name not in needed(deploy):
+            errors.append(f"job {deploy}: must need {name}, or it deploys images that are not built")
+        if not any("infra/rollout" in str(step.get("run", "")) for step in j.get("steps", [])):
+            errors.append(
+                f"job {deploy}: must deploy through infra/rollout (pins by digest, waits, undoes on failure)"
+            )
+    return errors
+
+
+def check_prod_overlay(kustomization, services):
+    """The release pins exactly the images listed here, so every service needs an entry;
+    none may name a moving tag (no tag at all means `latest`)."""
+    errors = []
+    images = {entry.get("name"): entry for entry in kustomization.get("images", [])}
+    for service in services:
+        if f"ticketing/{service}" not in images:
+            errors.append(f"prod overlay: no images entry for ticketing/{service}, so the release cannot pin it")
+    for name, entry in images.items():
+        if name.removeprefix("ticketing/") not in services:
+            errors.append(f"prod overlay: images entry {name} is not a service")
+        if not entry.get("digest") and entry.get("newTag", "latest") == "latest":
+            errors.append(f"prod overlay: {name} would deploy the moving tag latest")
+    return errors
+
+
 def check_generated():
     sys.path.insert(0, str(K8S))
     import generate  # noqa: PLC0415
@@ -526,6 +715,10 @@ def run_all():
     errors += check_dockerfile((ROOT / "Dockerfile.base").read_text(), services)
     skaffold = skaffold_config()
     errors += check_skaffold(skaffold, services)
+    errors += check_workflows(load_workflows(), services)
+    errors += check_prod_overlay(
+        yaml.safe_load((K8S / "overlays" / "prod" / "kustomization.yaml").read_text()), services
+    )
     documented = documented_secrets()
     base = base_docs()
     raw_texts = [p.read_text() for p in sorted((K8S / "base").glob("*.yaml")) if p.name != "kustomization.yaml"]

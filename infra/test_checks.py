@@ -2,7 +2,12 @@
 the real ones. Run with `python -m unittest infra/test_checks.py` (infra/check does)."""
 
 import copy
+import hashlib
+import json
+import os
 import pathlib
+import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -259,6 +264,320 @@ class DockerfileCopies(unittest.TestCase):
             "COPY --from=builder /out/auth /usr/local/bin/service\nUSER root\n",
         )
         self.assertFails(errors, "stage auth must run as USER 65532:65532")
+
+
+class WorkflowCopies(unittest.TestCase):
+    """check_workflows on the committed workflows with one thing broken."""
+
+    def setUp(self):
+        self.workflows = copy.deepcopy(checks.load_workflows())
+        self.release = self.workflows["release.yml"]
+        self.jobs = self.release["jobs"]
+        self.services = checks.service_names()
+
+    def errors(self):
+        return checks.check_workflows(self.workflows, self.services)
+
+    def assertFails(self, fragment):
+        errors = self.errors()
+        self.assertTrue(any(fragment in e for e in errors), f"no error mentioning {fragment!r} in {errors}")
+
+    def step(self, job, predicate):
+        return next(s for s in self.jobs[job]["steps"] if predicate(s))
+
+    def test_the_release_runs_only_after_a_successful_ci_on_main(self):
+        self.assertEqual(
+            checks._triggers(self.release),
+            {"workflow_run": {"workflows": ["ci"], "types": ["completed"], "branches": ["main"]}},
+        )
+        self.assertIn("github.event.workflow_run.conclusion == 'success'", self.jobs["builder"]["if"])
+        self.assertEqual(self.errors(), [])
+
+    def test_a_release_on_every_push_fails(self):
+        self.release["on"] = {"push": {"branches": ["main"]}}
+        self.assertFails("only a completed `ci` run (workflow_run) may start a deploy")
+
+    def test_a_release_after_a_failed_ci_fails(self):
+        del self.jobs["builder"]["if"]
+        self.assertFails("conclusion == 'success'")
+
+    def test_a_release_of_a_pull_request_from_a_forks_main_fails(self):
+        self.jobs["builder"]["if"] = "github.event.workflow_run.conclusion == 'success'"
+        self.assertFails("github.event.workflow_run.event == 'push'")
+
+    def test_a_job_that_runs_even_when_the_gate_is_skipped_fails(self):
+        self.jobs["rollout"]["if"] = "always()"
+        self.assertFails("runs it even when the gate is skipped")
+
+    def test_a_renamed_ci_workflow_fails(self):
+        self.workflows["ci.yml"]["name"] = "tests"
+        self.assertFails("workflow_run must be workflows: [tests]")
+
+    def test_a_ci_that_does_not_run_on_main_fails(self):
+        self.workflows["ci.yml"]["on"] = {"pull_request": None}
+        self.assertFails("must run on pushes to main")
+
+    def test_a_checkout_of_another_commit_fails(self):
+        del self.step("rollout", lambda s: checks._uses(s, "actions/checkout"))["with"]
+        self.assertFails("job rollout: checkout without ref")
+
+    def test_github_sha_in_the_release_fails(self):
+        cut = self.step("images", lambda s: s.get("id") == "build")
+        cut["with"]["tags"] = cut["with"]["tags"].replace("github.event.workflow_run.head_sha", "github.sha")
+        self.assertFails("github.sha is main's tip")
+
+    def test_a_build_from_the_git_context_fails(self):
+        del self.step("images", lambda s: s.get("id") == "build")["with"]["context"]
+        self.assertFails("needs context: . (the checkout)")
+
+    def test_a_latest_tag_fails(self):
+        cut = self.step("images", lambda s: s.get("id") == "build")
+        cut["with"]["tags"] = "ghcr.io/acme/ticketing-${{ matrix.service }}:latest"
+        self.assertFails("names a moving tag")
+
+    def test_a_service_missing_from_the_matrix_fails(self):
+        self.jobs["images"]["strategy"]["matrix"]["service"].remove("query")
+        self.assertFails("service query is missing from the matrix")
+
+    def test_images_not_cut_from_the_builders_cache_fail(self):
+        self.jobs["images"]["needs"] = []
+        self.assertFails("job images: must need builder")
+
+    def test_a_builder_that_does_not_fill_the_registry_cache_fails(self):
+        del self.step("builder", lambda s: checks._uses(s, "docker/build-push-action"))["with"]["cache-to"]
+        self.assertFails("cache-to: type=registry")
+
+    def test_a_digest_not_handed_to_the_rollout_fails(self):
+        self.jobs["images"]["steps"] = [
+            s for s in self.jobs["images"]["steps"] if s.get("name") != "hand the digest on"
+        ]
+        self.assertFails("digest (steps.<id>.outputs.digest) must be handed to the rollout")
+
+    def test_a_rollout_that_applies_by_itself_fails(self):
+        self.step("rollout", lambda s: "infra/rollout" in str(s.get("run")))["run"] = (
+            "kubectl apply -k infra/k8s/overlays/prod"
+        )
+        self.assertFails("applies manifests itself")
+        self.assertFails("must deploy through infra/rollout")
+
+    def test_a_rollout_outside_the_production_environment_fails(self):
+        del self.jobs["rollout"]["environment"]
+        self.assertFails("outside the production environment")
+
+    def test_a_rollout_that_does_not_wait_for_the_images_fails(self):
+        self.jobs["rollout"]["needs"] = ["builder"]
+        self.assertFails("job rollout: must need images")
+
+    def test_another_workflow_deploying_on_push_fails(self):
+        # The shape of the former infra.yml: manifests applied on every push to main.
+        self.workflows["infra.yml"] = {
+            "name": "infra",
+            "on": {"push": {"branches": ["main"]}},
+            "jobs": {
+                "apply": {"environment": "production", "steps": [{"run": "kubectl apply -k infra/k8s/overlays/prod"}]}
+            },
+        }
+        errors = self.errors()
+        self.assertTrue(any(e.startswith("infra.yml:") and "only a completed" in e for e in errors), errors)
+
+
+class ProdOverlayCopies(unittest.TestCase):
+    def setUp(self):
+        path = checks.K8S / "overlays" / "prod" / "kustomization.yaml"
+        self.kustomization = checks.yaml.safe_load(path.read_text())
+        self.images = {entry["name"]: entry for entry in self.kustomization["images"]}
+        self.services = checks.service_names()
+
+    def test_the_committed_overlay_pins_nothing_and_names_no_moving_tag(self):
+        self.assertEqual(checks.check_prod_overlay(self.kustomization, self.services), [])
+        self.assertEqual({e["newTag"] for e in self.images.values()}, {"unpinned"})
+
+    def test_an_image_at_latest_fails(self):
+        self.images["ticketing/auth"]["newTag"] = "latest"
+        self.assertTrue(checks.check_prod_overlay(self.kustomization, self.services))
+
+    def test_an_image_without_tag_or_digest_fails(self):
+        del self.images["ticketing/auth"]["newTag"]
+        self.assertTrue(checks.check_prod_overlay(self.kustomization, self.services))
+
+    def test_a_service_missing_from_the_overlay_fails(self):
+        self.kustomization["images"] = [e for e in self.kustomization["images"] if e["name"] != "ticketing/query"]
+        self.assertIn(
+            "prod overlay: no images entry for ticketing/query, so the release cannot pin it",
+            checks.check_prod_overlay(self.kustomization, self.services),
+        )
+
+
+# Stand-ins for kubectl and kustomize: they keep a small cluster in a JSON file and log
+# every call, so infra/rollout's decisions can be checked without a cluster.
+FAKE_KUBECTL = r"""
+import json, os, sys
+path = os.environ["FAKE_STATE"]
+state = json.load(open(path))
+args = sys.argv[1:]
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(json.dumps(["kubectl", *args]) + "\n")
+deployments = state["deployments"]
+def save():
+    json.dump(state, open(path, "w"))
+if args[0] == "kustomize":
+    for service in state["render"]:
+        image = state["pins"].get(service, f"ghcr.io/example/ticketing-{service}:unpinned")
+        print(f"---\nkind: Deployment\nmetadata:\n  name: {service}\nspec:\n  template:\n    spec:\n"
+              f"      containers:\n        - name: {service}\n          image: {image}")
+    print("---\nkind: StatefulSet\nspec:\n  template:\n    spec:\n      containers:\n        - image: mongo:7.0")
+elif args[0] == "get":
+    deployment = deployments.get(args[2])
+    if deployment:
+        print(deployment["generation"] if "generation" in args[-1] else deployment["revision"], end="")
+elif args[0] == "apply":
+    for name in state["changed"]:
+        deployment = deployments.setdefault(name, {"generation": 0, "revision": 0})
+        deployment["generation"] += 1
+        deployment["revision"] += 1
+    save()
+    sys.exit(1 if state.get("apply_fails") else 0)
+elif args[:2] == ["rollout", "status"]:
+    name = args[2].split("/")[1]
+    sys.exit(1 if name in state["failing"] and not deployments[name].get("undone") else 0)
+elif args[:2] == ["rollout", "undo"]:
+    name = args[2].split("/")[1]
+    deployments[name]["undone"] = True
+    deployments[name]["generation"] += 1
+    save()
+"""
+FAKE_KUSTOMIZE = r"""
+import json, os, sys
+path = os.environ["FAKE_STATE"]
+state = json.load(open(path))
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(json.dumps(["kustomize", *sys.argv[1:]]) + "\n")
+assert sys.argv[1:4] == ["edit", "set", "image"], sys.argv
+for pin in sys.argv[4:]:
+    name, new = pin.split("=")
+    state["pins"][name.removeprefix("ticketing/")] = new
+json.dump(state, open(path, "w"))
+"""
+
+
+class RolloutScript(unittest.TestCase):
+    """infra/rollout against a fake cluster."""
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        self.tmp = pathlib.Path(tmp.name)
+        bin_dir = self.tmp / "bin"
+        bin_dir.mkdir()
+        for name, body in [("kubectl", FAKE_KUBECTL), ("kustomize", FAKE_KUSTOMIZE)]:
+            (bin_dir / name).write_text(f"#!{sys.executable}\n{body}")
+            (bin_dir / name).chmod(0o755)
+        self.digests = self.tmp / "digests"
+        self.digests.mkdir()
+        self.overlay = self.tmp / "overlay"
+        self.overlay.mkdir()
+        self.env = {
+            **os.environ,
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "FAKE_STATE": str(self.tmp / "state.json"),
+            "FAKE_LOG": str(self.tmp / "calls.log"),
+            "ROLLOUT_TIMEOUT": "1s",
+        }
+
+    def digest(self, service, value=None):
+        """Writes the digest file the image job would hand on: a made-up digest, or `value`."""
+        value = value or "sha256:" + hashlib.sha256(service.encode()).hexdigest()
+        (self.digests / service).write_text(value + "\n")
+        return value
+
+    def run_rollout(self, deployments, changed, failing=(), render=None, apply_fails=False):
+        state = {
+            "deployments": deployments,
+            "changed": list(changed),
+            "failing": list(failing),
+            "render": list(render if render is not None else deployments),
+            "pins": {},
+            "apply_fails": apply_fails,
+        }
+        pathlib.Path(self.env["FAKE_STATE"]).write_text(json.dumps(state))
+        out = subprocess.run(
+            ["bash", str(checks.ROOT / "infra" / "rollout"), str(self.overlay), str(self.digests), "ghcr.io/acme"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        log = pathlib.Path(self.env["FAKE_LOG"])
+        calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        return out, calls
+
+    def test_every_image_is_pinned_by_digest_applied_once_and_waited_for(self):
+        auth, tickets = self.digest("auth"), self.digest("tickets")
+        deployments = {"auth": {"generation": 3, "revision": 2}, "tickets": {"generation": 1, "revision": 1}}
+
+        out, calls = self.run_rollout(deployments, changed=["auth", "tickets"])
+
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(
+            [
+                "kustomize",
+                "edit",
+                "set",
+                "image",
+                f"ticketing/auth=ghcr.io/acme/ticketing-auth@{auth}",
+                f"ticketing/tickets=ghcr.io/acme/ticketing-tickets@{tickets}",
+            ],
+            calls,
+        )
+        self.assertEqual(len([c for c in calls if c[1] == "apply"]), 1)
+        waited = [c[3] for c in calls if c[1:3] == ["rollout", "status"]]
+        self.assertEqual(sorted(waited), ["deployment/auth", "deployment/tickets"])
+        self.assertFalse([c for c in calls if c[1:3] == ["rollout", "undo"]])
+
+    def test_a_deployment_not_ready_in_time_undoes_every_deployment_the_rollout_changed(self):
+        for service in ["auth", "tickets", "query"]:
+            self.digest(service)
+        deployments = {
+            "auth": {"generation": 5, "revision": 4},
+            "tickets": {"generation": 2, "revision": 2},
+            "query": {"generation": 7, "revision": 3},  # same digest as before: not changed
+        }
+
+        out, calls = self.run_rollout(deployments, changed=["auth", "tickets"], failing=["tickets"])
+
+        self.assertNotEqual(out.returncode, 0)
+        undone = sorted(c[3:] for c in calls if c[1:3] == ["rollout", "undo"])
+        self.assertEqual(undone, [["deployment/auth", "--to-revision=4"], ["deployment/tickets", "--to-revision=2"]])
+
+    def test_a_failed_apply_undoes_what_it_changed_and_fails(self):
+        self.digest("auth")
+        self.digest("orders")
+        deployments = {"auth": {"generation": 5, "revision": 4}, "orders": {"generation": 1, "revision": 1}}
+
+        out, calls = self.run_rollout(deployments, changed=["orders"], apply_fails=True)
+
+        self.assertNotEqual(out.returncode, 0)
+        undone = [c[3:] for c in calls if c[1:3] == ["rollout", "undo"]]
+        self.assertEqual(undone, [["deployment/orders", "--to-revision=1"]])
+
+    def test_an_image_left_unpinned_stops_before_the_cluster_is_touched(self):
+        self.digest("auth")
+        deployments = {"auth": {"generation": 1, "revision": 1}, "query": {"generation": 1, "revision": 1}}
+
+        out, calls = self.run_rollout(deployments, changed=["auth"], render=["auth", "query"])
+
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("ghcr.io/example/ticketing-query:unpinned", out.stderr)
+        self.assertEqual([c for c in calls if c[0] == "kubectl" and c[1] != "kustomize"], [])
+
+    def test_a_digest_file_holding_a_tag_stops_everything(self):
+        self.digest("auth", "latest")
+
+        out, calls = self.run_rollout({"auth": {"generation": 1, "revision": 1}}, changed=["auth"])
+
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("is not an image digest", out.stderr)
+        self.assertEqual(calls, [])
 
 
 if __name__ == "__main__":
