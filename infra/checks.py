@@ -167,25 +167,60 @@ def check_images(docs, skaffold):
     return errors
 
 
+def service_names():
+    """The services, from the one table of them (infra/k8s/generate.py): every list of
+    services elsewhere (Dockerfile stages, skaffold artifacts, the release matrix, the prod
+    overlay's images) is checked against it."""
+    sys.path.insert(0, str(K8S))
+    import generate  # noqa: PLC0415
+
+    return list(generate.SERVICES)
+
+
 def service_binaries():
     """Service crates with a binary: services/<name>/src/main.rs."""
     return {p.parent.parent.name for p in (ROOT / "services").glob("*/src/main.rs")}
 
 
-def check_skaffold(skaffold, binaries):
+def check_service_table(services, binaries):
+    errors = [
+        f"service {s} (infra/k8s/generate.py) has no binary services/{s}/src/main.rs"
+        for s in services
+        if s not in binaries
+    ]
+    errors += [
+        f"services/{b} has a binary but is not in the service table of infra/k8s/generate.py"
+        for b in sorted(binaries - set(services))
+    ]
+    return errors
+
+
+def check_skaffold(skaffold, services):
     errors = []
     artifacts = skaffold.get("build", {}).get("artifacts", [])
-    args = {}
+    targets = {}
     for artifact in artifacts:
-        docker = artifact.get("docker", {})
+        image, docker = artifact.get("image"), artifact.get("docker", {})
         if docker.get("dockerfile") != "Dockerfile.base":
-            errors.append(f"artifact {artifact.get('image')}: must build from Dockerfile.base")
-        service = docker.get("buildArgs", {}).get("SERVICE")
-        if service not in binaries:
-            errors.append(f"artifact {artifact.get('image')}: SERVICE={service!r} is not a service binary")
-        args[service] = artifact
-    for binary in sorted(binaries - set(args)):
-        errors.append(f"service {binary} has no skaffold artifact")
+            errors.append(f"artifact {image}: must build from Dockerfile.base")
+        target = docker.get("target")
+        if target not in services:
+            errors.append(f"artifact {image}: target {target!r} is not a service")
+        elif image != f"ticketing/{target}":
+            errors.append(f"artifact {image}: the image of target {target} is ticketing/{target}")
+        # A build argument that differs per artifact is part of every cache key after its
+        # ARG: it would split the shared builder stage into one build per image again.
+        if docker.get("buildArgs"):
+            errors.append(
+                f"artifact {image}: buildArgs split the shared builder's cache; select the service with target"
+            )
+        # Every source file is compiled into the binary: a synced file changes nothing.
+        if "sync" in artifact:
+            errors.append(f"artifact {image}: file sync copies sources a running binary never reads; rebuild instead")
+        targets[target] = artifact
+    for service in services:
+        if service not in targets:
+            errors.append(f"service {service} has no skaffold artifact")
     for path in skaffold.get("manifests", {}).get("kustomize", {}).get("paths", []):
         if not (ROOT / path / "kustomization.yaml").exists():
             errors.append(f"manifests: kustomize path {path} does not exist")
@@ -232,6 +267,431 @@ def check_hadolint(dockerfile):
     return [] if out.returncode == 0 else [f"hadolint: {out.stdout.strip()}"]
 
 
+# The runtime every service image is built on: glibc and libgcc, uid 65532.
+DISTROLESS = re.compile(r"^gcr\.io/distroless/cc-debian12:nonroot(@sha256:[0-9a-f]{64})?$")
+NONROOT = "65532:65532"
+
+
+def parse_dockerfile(text):
+    """A Dockerfile as (global ARGs, stages). Continuation lines are joined and comment
+    lines dropped, as docker does. A stage is {name, base, instructions}; an instruction is
+    {position, keyword, flags, args}, `position` counting instructions from the top so that
+    order across stages is kept."""
+    lines, current = [], ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#") or (not line and not current):
+            continue
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        lines.append((current + line).strip())
+        current = ""
+    if current.strip():
+        lines.append(current.strip())
+    global_args, stages = [], []
+    for position, line in enumerate(lines):
+        keyword, _, rest = line.partition(" ")
+        words = rest.split()
+        flags = []
+        while words and words[0].startswith("--"):
+            flags.append(words.pop(0))
+        instruction = {"position": position, "keyword": keyword.upper(), "flags": flags, "args": " ".join(words)}
+        if instruction["keyword"] == "FROM":
+            named = len(words) >= 3 and words[1].upper() == "AS"
+            stages.append(
+                {
+                    "name": words[2].lower() if named else str(len(stages)),
+                    "base": words[0] if words else "",
+                    "position": position,
+                    "instructions": [],
+                }
+            )
+        elif stages:
+            stages[-1]["instructions"].append(instruction)
+        elif instruction["keyword"] == "ARG":
+            global_args.append(instruction)
+    return global_args, stages
+
+
+def _mounts(instruction):
+    mounts = []
+    for flag in instruction["flags"]:
+        if flag.startswith("--mount="):
+            mounts.append(dict(part.partition("=")[::2] for part in flag[len("--mount=") :].split(",")))
+    return mounts
+
+
+def _copy_from(instruction):
+    for flag in instruction["flags"]:
+        if flag.startswith("--from="):
+            return flag[len("--from=") :].lower()
+    return None
+
+
+def _uses_arg(text, name):
+    return re.search(r"\$\{?" + re.escape(name) + r"\b", text) is not None
+
+
+class Dockerfile:
+    """Dockerfile.base's stage graph: which stage an instruction's result depends on
+    (FROM, COPY --from, a mount's from=), where the dependency and workspace builds are."""
+
+    def __init__(self, text):
+        self.global_args, self.stages = parse_dockerfile(text)
+        self.by_name = {stage["name"]: stage for stage in self.stages}
+
+    def runs(self, pattern):
+        return [
+            (stage, ins)
+            for stage in self.stages
+            for ins in stage["instructions"]
+            if ins["keyword"] == "RUN" and re.search(pattern, ins["args"])
+        ]
+
+    def args(self):
+        return self.global_args + [
+            ins for stage in self.stages for ins in stage["instructions"] if ins["keyword"] == "ARG"
+        ]
+
+    def base(self, stage):
+        return self.by_name.get(stage["base"].lower())
+
+    def lineage(self, stage):
+        """The stage and the stages it is FROM, nearest first."""
+        out = []
+        while stage and stage not in out:
+            out.append(stage)
+            stage = self.base(stage)
+        return out
+
+    def inputs(self, stage, upto):
+        """What `stage`'s instructions up to position `upto` depend on, as the text of
+        every FROM line and instruction involved (ARG declarations aside): where an ARG
+        can be used."""
+        seen = {}
+
+        def visit(st, limit):
+            if seen.get(st["name"], -1) >= limit:
+                return
+            seen[st["name"]] = limit
+            if self.base(st):
+                visit(self.base(st), float("inf"))
+            for ins in st["instructions"]:
+                if ins["position"] <= limit:
+                    for source in [_copy_from(ins)] + [m.get("from") for m in _mounts(ins)]:
+                        if source in self.by_name:
+                            visit(self.by_name[source], float("inf"))
+
+        visit(stage, upto)
+        texts = []
+        for name, limit in seen.items():
+            texts.append(self.by_name[name]["base"])
+            texts += [
+                " ".join(ins["flags"]) + " " + ins["args"]
+                for ins in self.by_name[name]["instructions"]
+                if ins["position"] <= limit and ins["keyword"] != "ARG"
+            ]
+        return texts
+
+
+def check_dockerfile(text, services):
+    """The shape that builds the workspace once and cuts one image per service from it:
+    one dependency build (cargo chef cook) that no source change and no per-image value
+    reaches; one builder stage compiling every service binary with cache mounts; one final
+    stage per service, named like it, copying its binary onto distroless as uid 65532."""
+    dockerfile = Dockerfile(text)
+    cooks, builds = dockerfile.runs(r"\bcargo chef cook\b"), dockerfile.runs(r"\bcargo build\b")
+    if len(cooks) != 1:
+        return [f"Dockerfile: one dependency build (`cargo chef cook`) expected, found {len(cooks)}"]
+    if len(builds) != 1:
+        return [f"Dockerfile: one builder stage (one RUN with `cargo build`) expected, found {len(builds)}"]
+    errors = _check_shared_steps(dockerfile, cooks[0], builds[0])
+    errors += _check_builder(builds[0][1], services)
+    errors += _check_service_stages(dockerfile, builds[0], services)
+    return [f"Dockerfile: {e}" for e in errors]
+
+
+def _check_shared_steps(dockerfile, cook, build):
+    errors = []
+    # An ARG's value is part of the cache key of every later RUN of its stage. One that
+    # the shared steps do not use only tells the six image builds apart, and each of them
+    # then compiles the dependencies, or the workspace, again.
+    for label, (stage, ins) in [
+        ("the dependency build (cargo chef cook)", cook),
+        ("the workspace build (cargo build)", build),
+    ]:
+        inputs = dockerfile.inputs(stage, ins["position"])
+        for arg in dockerfile.args():
+            name = arg["args"].split("=")[0].strip()
+            if arg["position"] < ins["position"] and not any(_uses_arg(text, name) for text in inputs):
+                errors.append(
+                    f"ARG {name} comes before {label} without being used by it: it would split its cache per value"
+                )
+    # Sources in the dependency layer's lineage would make every code change rebuild it.
+    (cook_stage, cook_ins), limit = cook, cook[1]["position"]
+    for stage in dockerfile.lineage(cook_stage):
+        for ins in stage["instructions"]:
+            if ins["position"] < limit and ins["keyword"] in ("COPY", "ADD") and _copy_from(ins) is None:
+                errors.append(f"stage {stage['name']} copies from the build context before the dependency build")
+        limit = float("inf")
+    for label, ins, wanted in [
+        ("dependency build", cook_ins, ["registry"]),
+        ("workspace build", build[1], ["registry", "target"]),
+    ]:
+        targets = [m.get("target", "").rstrip("/") for m in _mounts(ins) if m.get("type") == "cache"]
+        for kind in wanted:
+            if not any(t.endswith("/" + kind) for t in targets):
+                errors.append(f"the {label} has no cache mount for cargo's {kind}")
+    return errors
+
+
+def _check_builder(build, services):
+    errors = [
+        f"the workspace build must use {flag}"
+        for flag in ("--release", "--locked")
+        if flag not in build["args"].split()
+    ]
+    bins = set(re.findall(r"--bin[= ]+(\S+)", build["args"]))
+    errors += [f"the builder does not build --bin {service}" for service in services if service not in bins]
+    errors += [
+        f"the builder builds --bin {extra}, which no service image uses" for extra in sorted(bins - set(services))
+    ]
+    return errors
+
+
+def _check_service_stages(dockerfile, build, services):
+    (builder, build_ins), errors, found = build, [], set()
+    cache_targets = [m.get("target", "").rstrip("/") for m in _mounts(build_ins) if m.get("type") == "cache"]
+    for stage in dockerfile.stages:
+        copies = [
+            ins for ins in stage["instructions"] if ins["keyword"] == "COPY" and _copy_from(ins) == builder["name"]
+        ]
+        if not copies:
+            continue
+        found.add(stage["name"])
+        if len(copies) != 1:
+            errors.append(f"stage {stage['name']} must copy exactly one binary from {builder['name']}")
+            continue
+        source = copies[0]["args"].split()[0]
+        directory, _, binary = source.rpartition("/")
+        if binary != stage["name"]:
+            errors.append(f"stage {stage['name']} copies {source}, not its own binary")
+        in_cache = any(directory == t or directory.startswith(t + "/") for t in cache_targets)
+        if in_cache or not re.search(r"(^|\s)" + re.escape(directory) + r"(/|\s|$)", build_ins["args"]):
+            errors.append(
+                f"{directory} is not filled by the build's RUN: a cache mount is not in the image, "
+                "so the binaries must be copied out of it in that same RUN"
+            )
+        lineage = dockerfile.lineage(stage)
+        if not DISTROLESS.match(lineage[-1]["base"]):
+            errors.append(
+                f"stage {stage['name']} runs on {lineage[-1]['base']}, not gcr.io/distroless/cc-debian12:nonroot"
+            )
+        users = [ins["args"] for st in reversed(lineage) for ins in st["instructions"] if ins["keyword"] == "USER"]
+        if not users or users[-1] != NONROOT:
+            errors.append(f"stage {stage['name']} must run as USER {NONROOT}")
+        if not any(ins["keyword"] == "ENTRYPOINT" for st in lineage for ins in st["instructions"]):
+            errors.append(f"stage {stage['name']} has no ENTRYPOINT")
+    errors += [
+        f"service {service} has no stage (FROM runtime AS {service})" for service in services if service not in found
+    ]
+    errors += [
+        f"stage {extra} copies a binary from the builder but is not a service"
+        for extra in sorted(found - set(services))
+    ]
+    return errors
+
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+HEAD_SHA = "${{ github.event.workflow_run.head_sha }}"
+
+
+def load_workflows():
+    return {path.name: yaml.safe_load(path.read_text()) for path in sorted(WORKFLOWS.glob("*.yml"))}
+
+
+def _triggers(workflow):
+    # YAML 1.1 reads an unquoted `on` key as true.
+    return workflow.get("on", workflow.get(True)) or {}
+
+
+def _strings(node):
+    if isinstance(node, dict):
+        return [s for key, value in node.items() for s in _strings(key) + _strings(value)]
+    if isinstance(node, list):
+        return [s for item in node for s in _strings(item)]
+    return [node] if isinstance(node, str) else []
+
+
+def _uses(step, action):
+    return str(step.get("uses", "")).split("@")[0] == action
+
+
+def _needs(job):
+    needs = job.get("needs", [])
+    return [needs] if isinstance(needs, str) else list(needs)
+
+
+def _deploys(job):
+    text = "\n".join(_strings(job))
+    return (
+        "environment" in job
+        or "KUBECONFIG" in text
+        or "infra/rollout" in text
+        or re.search(r"\bkubectl\s+(apply|rollout)", text)
+    )
+
+
+def check_workflows(workflows, services):
+    """Deploys run only after a successful `ci` on main; no workflow deploys a moving tag or
+    applies manifests around infra/rollout; the release builds and pins what ci tested."""
+    errors = []
+    ci = workflows.get("ci.yml")
+    if ci is None or not any(".ci/run" in s for s in _strings(ci.get("jobs", {}))):
+        return ["workflows: ci.yml, the workflow that runs .ci/run, is missing"]
+    ci_name = ci.get("name")
+    if "main" not in ((_triggers(ci).get("push") or {}).get("branches") or []):
+        errors.append("ci.yml: must run on pushes to main, or nothing on main is ever tested and released")
+    for file, workflow in workflows.items():
+        jobs = workflow.get("jobs", {})
+        for string in _strings(workflow):
+            if re.search(r":latest\b", string):
+                errors.append(f"{file}: {string.strip()!r} names a moving tag; deploy by digest")
+        for name, job in jobs.items():
+            for step in job.get("steps", []):
+                if re.search(r"\bkubectl\s+apply\b", str(step.get("run", ""))):
+                    errors.append(
+                        f"{file}: job {name} applies manifests itself; only infra/rollout pins, waits and undoes"
+                    )
+        if any(_deploys(job) for job in jobs.values()):
+            errors += [f"{file}: {e}" for e in _gated_on_ci(workflow, ci_name)]
+    if "release.yml" not in workflows:
+        errors.append("workflows: release.yml is missing")
+    else:
+        errors += [f"release.yml: {e}" for e in check_release(workflows["release.yml"], services)]
+    return errors
+
+
+def _gated_on_ci(workflow, ci_name):
+    errors = []
+    triggers = _triggers(workflow)
+    if set(triggers) != {"workflow_run"}:
+        errors.append(
+            f"deploys on {sorted(triggers)}: only a completed `{ci_name}` run (workflow_run) may start a deploy"
+        )
+    run = triggers.get("workflow_run") or {}
+    if run.get("workflows") != [ci_name] or run.get("types") != ["completed"] or run.get("branches") != ["main"]:
+        errors.append(f"workflow_run must be workflows: [{ci_name}], types: [completed], branches: [main]")
+    for name, job in workflow.get("jobs", {}).items():
+        condition = " ".join(str(job.get("if", "")).split())
+        if re.search(r"\b(always|failure|cancelled)\(", condition):
+            errors.append(f"job {name}: a status function in `if` runs it even when the gate is skipped")
+        if not _needs(job):
+            for clause in (
+                "github.event.workflow_run.conclusion == 'success'",
+                "github.event.workflow_run.event == 'push'",
+                "github.event.workflow_run.head_repository.full_name == github.repository",
+            ):
+                if clause not in condition:
+                    errors.append(f"job {name}: `if` must require {clause}")
+    return errors
+
+
+def check_release(release, services):
+    """release.yml builds the commit ci tested, compiles it once (builder), cuts one image
+    per service from that cache and hands each digest to a production job that deploys
+    through infra/rollout."""
+    errors = []
+    jobs = release.get("jobs", {})
+    if any(re.search(r"\bgithub\.sha\b", s) for s in _strings(release)):
+        errors.append("github.sha is main's tip when the release starts, not the commit ci tested; use " + HEAD_SHA)
+    builds = {}
+    for name, job in jobs.items():
+        for step in job.get("steps", []):
+            with_ = step.get("with", {}) or {}
+            if _uses(step, "actions/checkout") and with_.get("ref") != HEAD_SHA:
+                errors.append(f"job {name}: checkout without ref: {HEAD_SHA} builds another commit")
+            if _uses(step, "docker/build-push-action"):
+                builds.setdefault(name, []).append(step)
+                if with_.get("context") != "." or with_.get("file") != "Dockerfile.base":
+                    errors.append(
+                        f"job {name}: build-push-action needs context: . (the checkout) and file: Dockerfile.base"
+                    )
+    builder = [
+        n for n, steps in builds.items() if any((s.get("with") or {}).get("target") == "builder" for s in steps)
+    ]
+    if len(builder) != 1:
+        errors.append("one job must compile the workspace once (build-push-action with target: builder)")
+    else:
+        step = next(s for s in builds[builder[0]] if s["with"].get("target") == "builder")
+        if "type=registry" not in str(step["with"].get("cache-to", "")):
+            errors.append(
+                f"job {builder[0]}: the builder must export its layers to the registry cache (cache-to: type=registry)"
+            )
+    images = [n for n, job in jobs.items() if "service" in ((job.get("strategy") or {}).get("matrix") or {})]
+    if len(images) != 1:
+        errors.append("one job must build the images, over a matrix of services")
+        return errors
+    name, job = images[0], jobs[images[0]]
+    matrix = job["strategy"]["matrix"]["service"]
+    for service in services:
+        if service not in matrix:
+            errors.append(f"job {name}: service {service} is missing from the matrix")
+    for extra in sorted(set(matrix) - set(services)):
+        errors.append(f"job {name}: matrix entry {extra} is not a service")
+    if len(matrix) != len(set(matrix)):
+        errors.append(f"job {name}: the matrix lists a service twice")
+    if builder and builder[0] not in _needs(job):
+        errors.append(f"job {name}: must need {builder[0]}, whose cache it cuts the images from")
+    cuts = [s for s in builds.get(name, []) if (s.get("with") or {}).get("target") == "${{ matrix.service }}"]
+    if len(cuts) != 1:
+        errors.append(f"job {name}: one build-push-action with target: ${{{{ matrix.service }}}} expected")
+    else:
+        cut = cuts[0]
+        if cut["with"].get("push") is not True or not cut["with"].get("cache-from"):
+            errors.append(f"job {name}: the image build must push, reading the builder's cache (cache-from)")
+        digest = f"steps.{cut.get('id')}.outputs.digest"
+        if not cut.get("id") or not any(digest in s for s in _strings(job)):
+            errors.append(f"job {name}: the image's digest (steps.<id>.outputs.digest) must be handed to the rollout")
+    deploys = [n for n, j in jobs.items() if _deploys(j)]
+    if not deploys:
+        errors.append("no job deploys")
+
+    def needed(job_name, seen=()):
+        return {d for n in _needs(jobs.get(job_name, {})) if n not in seen for d in {n} | needed(n, (*seen, n))}
+
+    for deploy in deploys:
+        j = jobs[deploy]
+        if j.get("environment") != "production":
+            errors.append(
+                f"job {deploy}: deploys outside the production environment (its protection rules and secrets)"
+            )
+        if name not in needed(deploy):
+            errors.append(f"job {deploy}: must need {name}, or it deploys images that are not built")
+        if not any("infra/rollout" in str(step.get("run", "")) for step in j.get("steps", [])):
+            errors.append(
+                f"job {deploy}: must deploy through infra/rollout (pins by digest, waits, undoes on failure)"
+            )
+    return errors
+
+
+def check_prod_overlay(kustomization, services):
+    """The release pins exactly the images listed here, so every service needs an entry;
+    none may name a moving tag (no tag at all means `latest`)."""
+    errors = []
+    images = {entry.get("name"): entry for entry in kustomization.get("images", [])}
+    for service in services:
+        if f"ticketing/{service}" not in images:
+            errors.append(f"prod overlay: no images entry for ticketing/{service}, so the release cannot pin it")
+    for name, entry in images.items():
+        if name.removeprefix("ticketing/") not in services:
+            errors.append(f"prod overlay: images entry {name} is not a service")
+        if not entry.get("digest") and entry.get("newTag", "latest") == "latest":
+            errors.append(f"prod overlay: {name} would deploy the moving tag latest")
+    return errors
+
+
 def check_generated():
     sys.path.insert(0, str(K8S))
     import generate  # noqa: PLC0415
@@ -250,8 +710,15 @@ def run_all():
     errors += check_generated()
     errors += check_yamllint([ROOT / "infra", ROOT / "skaffold.yaml", ROOT / ".github"])
     errors += check_hadolint(ROOT / "Dockerfile.base")
+    services = service_names()
+    errors += check_service_table(services, service_binaries())
+    errors += check_dockerfile((ROOT / "Dockerfile.base").read_text(), services)
     skaffold = skaffold_config()
-    errors += check_skaffold(skaffold, service_binaries())
+    errors += check_skaffold(skaffold, services)
+    errors += check_workflows(load_workflows(), services)
+    errors += check_prod_overlay(
+        yaml.safe_load((K8S / "overlays" / "prod" / "kustomization.yaml").read_text()), services
+    )
     documented = documented_secrets()
     base = base_docs()
     raw_texts = [p.read_text() for p in sorted((K8S / "base").glob("*.yaml")) if p.name != "kustomization.yaml"]

@@ -2,7 +2,12 @@
 the real ones. Run with `python -m unittest infra/test_checks.py` (infra/check does)."""
 
 import copy
+import hashlib
+import json
+import os
 import pathlib
+import subprocess
+import sys
 import tempfile
 import unittest
 
@@ -73,15 +78,38 @@ class BrokenCopies(unittest.TestCase):
 
     def test_a_service_without_artifact_fails(self):
         self.skaffold["build"]["artifacts"] = [a for a in self.skaffold["build"]["artifacts"] if a["image"] != "ticketing/orders"]
-        self.assertIn("service orders has no skaffold artifact", checks.check_skaffold(self.skaffold, checks.service_binaries()))
+        self.assertIn("service orders has no skaffold artifact", checks.check_skaffold(self.skaffold, checks.service_names()))
 
-    def test_an_artifact_for_no_binary_fails(self):
-        self.skaffold["build"]["artifacts"][0]["docker"]["buildArgs"]["SERVICE"] = "authentication"
-        self.assertTrue(checks.check_skaffold(self.skaffold, checks.service_binaries()))
+    def test_an_artifact_targeting_no_service_fails(self):
+        self.skaffold["build"]["artifacts"][0]["docker"]["target"] = "authentication"
+        self.assertTrue(checks.check_skaffold(self.skaffold, checks.service_names()))
+
+    def test_an_artifact_image_named_unlike_its_target_fails(self):
+        self.skaffold["build"]["artifacts"][0]["image"] = "ticketing/users"
+        self.assertTrue(checks.check_skaffold(self.skaffold, checks.service_names()))
+
+    def test_a_build_argument_on_an_artifact_fails(self):
+        self.skaffold["build"]["artifacts"][0]["docker"]["buildArgs"] = {"SERVICE": "auth"}
+        errors = checks.check_skaffold(self.skaffold, checks.service_names())
+        self.assertTrue(any("buildArgs" in e for e in errors))
+
+    def test_file_sync_on_an_artifact_fails(self):
+        sync = {"manual": [{"src": "services/auth/src/**/*.rs", "dest": "."}]}
+        self.skaffold["build"]["artifacts"][0]["sync"] = sync
+        errors = checks.check_skaffold(self.skaffold, checks.service_names())
+        self.assertTrue(any("sync" in e for e in errors))
 
     def test_a_missing_kustomize_path_fails(self):
         self.skaffold["manifests"]["kustomize"]["paths"] = ["infra/k8s/overlays/staging"]
-        self.assertTrue(checks.check_skaffold(self.skaffold, checks.service_binaries()))
+        self.assertTrue(checks.check_skaffold(self.skaffold, checks.service_names()))
+
+    def test_a_service_binary_missing_from_the_table_fails(self):
+        errors = checks.check_service_table(checks.service_names(), checks.service_binaries() | {"client"})
+        self.assertTrue(any("services/client" in e for e in errors))
+
+    def test_a_table_service_without_a_binary_fails(self):
+        errors = checks.check_service_table([*checks.service_names(), "posts"], checks.service_binaries())
+        self.assertTrue(any("service posts" in e for e in errors))
 
     def test_strict_schema_validation_rejects_unknown_fields(self):
         deployment = copy.deepcopy(find(self.docs, "Deployment", "auth"))
@@ -99,6 +127,457 @@ class BrokenCopies(unittest.TestCase):
             bad = pathlib.Path(tmp) / "Dockerfile"
             bad.write_text("FROM debian\nRUN apt-get install curl\n")
             self.assertTrue(checks.check_hadolint(bad))
+
+
+def replace_once(text, old, new):
+    """`text` with `old` replaced, failing loudly when the real file no longer has `old`
+    (the test would otherwise pass on an unbroken copy)."""
+    assert text.count(old) == 1, f"expected exactly one {old!r}"
+    return text.replace(old, new)
+
+
+# The layout this repository had before the shared builder: a build argument chose the
+# service in the builder stage, ahead of the dependency build.
+PER_SERVICE_ARGUMENT_LAYOUT = """
+ARG RUST_VERSION=1.95
+FROM rust:${RUST_VERSION}-slim-bookworm AS chef
+RUN cargo install cargo-chef --locked --version 0.1.78
+WORKDIR /app
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+FROM chef AS builder
+ARG SERVICE
+COPY --from=planner /app/recipe.json recipe.json
+RUN cargo chef cook --release --locked --recipe-path recipe.json
+COPY . .
+RUN test -n "${SERVICE}" \\
+    && cargo build --release --locked --bin "${SERVICE}" \\
+    && cp "target/release/${SERVICE}" /app/service
+FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+COPY --from=builder /app/service /usr/local/bin/service
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/service"]
+"""
+
+
+class DockerfileCopies(unittest.TestCase):
+    """check_dockerfile on Dockerfile.base with one thing broken."""
+
+    def setUp(self):
+        self.text = (checks.ROOT / "Dockerfile.base").read_text()
+        self.services = checks.service_names()
+
+    def errors(self, old, new):
+        return checks.check_dockerfile(replace_once(self.text, old, new), self.services)
+
+    def assertFails(self, errors, fragment):
+        self.assertTrue(any(fragment in e for e in errors), f"no error mentioning {fragment!r} in {errors}")
+
+    def test_the_builder_stage_builds_exactly_the_service_binaries(self):
+        _, stages = checks.parse_dockerfile(self.text)
+        builder = next(s for s in stages if s["name"] == "builder")
+        build = next(i for i in builder["instructions"] if i["keyword"] == "RUN")
+        self.assertEqual(sorted(checks.re.findall(r"--bin (\S+)", build["args"])), sorted(self.services))
+        finals = {s["name"] for s in stages if any(i["flags"] == ["--from=builder"] for i in s["instructions"])}
+        self.assertEqual(finals, set(self.services))
+
+    def test_the_per_service_build_argument_layout_fails(self):
+        errors = checks.check_dockerfile(PER_SERVICE_ARGUMENT_LAYOUT, self.services)
+        self.assertFails(errors, "ARG SERVICE comes before the dependency build")
+        self.assertFails(errors, "service auth has no stage")
+
+    def test_an_arg_before_the_dependency_build_used_only_by_a_final_stage_fails(self):
+        text = replace_once(self.text, "ARG RUST_VERSION=1.95\n", "ARG RUST_VERSION=1.95\nARG SERVICE\n")
+        text = replace_once(
+            text,
+            "FROM runtime AS auth\n",
+            "FROM runtime AS auth\nARG SERVICE\nLABEL org.opencontainers.image.title=${SERVICE}\n",
+        )
+        self.assertFails(checks.check_dockerfile(text, self.services), "ARG SERVICE comes before the dependency build")
+
+    def test_an_arg_in_the_dependency_stage_that_the_cook_does_not_use_fails(self):
+        errors = self.errors("FROM chef AS deps\n", "FROM chef AS deps\nARG SERVICE=auth\n")
+        self.assertFails(errors, "ARG SERVICE comes before the dependency build")
+
+    def test_an_arg_in_the_builder_used_only_by_a_final_stage_fails(self):
+        errors = self.errors("FROM deps AS builder\n", "FROM deps AS builder\nARG SERVICE\n")
+        self.assertFails(errors, "ARG SERVICE comes before the workspace build")
+
+    def test_sources_copied_before_the_dependency_build_fail(self):
+        errors = self.errors("FROM chef AS deps\n", "FROM chef AS deps\nCOPY . .\n")
+        self.assertFails(errors, "copies from the build context before the dependency build")
+
+    def test_a_builder_without_a_target_cache_mount_fails(self):
+        line = next(line for line in self.text.splitlines(True) if "target=/app/target" in line)
+        self.assertFails(self.errors(line, ""), "no cache mount for cargo's target")
+
+    def test_a_dependency_build_without_a_registry_cache_mount_fails(self):
+        cook = "cargo chef cook --release --locked --recipe-path recipe.json"
+        start = self.text.index("FROM chef AS deps")
+        stage = self.text[start : self.text.index(cook) + len(cook)]
+        bare = "FROM chef AS deps\nCOPY --from=planner /app/recipe.json recipe.json\nRUN " + cook
+        self.assertFails(self.errors(stage, bare), "dependency build has no cache mount for cargo's registry")
+
+    def test_binaries_copied_from_inside_the_cache_mount_fail(self):
+        errors = self.errors("COPY --from=builder /out/auth ", "COPY --from=builder /app/target/release/auth ")
+        self.assertFails(errors, "must be copied out of it in that same RUN")
+
+    def test_binaries_not_copied_out_of_the_cache_mount_fail(self):
+        copy_out = next(line for line in self.text.splitlines(True) if "/out/" in line and "find" in line)
+        text = replace_once(self.text, copy_out, "")
+        text = replace_once(text, "    && mkdir -p /out \\\n", "")
+        text = text.replace("--bin query \\\n", "--bin query\n")
+        self.assertFails(checks.check_dockerfile(text, self.services), "must be copied out of it in that same RUN")
+
+    def test_a_service_the_builder_does_not_build_fails(self):
+        self.assertFails(self.errors(" --bin query", ""), "does not build --bin query")
+
+    def test_a_tool_compiled_for_no_image_fails(self):
+        self.assertFails(self.errors(" --bin query", " --bin query --bin audit"), "builds --bin audit")
+
+    def test_a_second_cargo_build_fails(self):
+        errors = self.errors(
+            "FROM runtime AS auth\n",
+            "FROM deps AS gateway\nRUN cargo build --release --bin gateway\n\nFROM runtime AS auth\n",
+        )
+        self.assertFails(errors, "one builder stage")
+
+    def test_a_service_without_a_stage_fails(self):
+        stage = "FROM runtime AS query\nCOPY --from=builder /out/query /usr/local/bin/service\n"
+        self.assertFails(self.errors(stage, ""), "service query has no stage")
+
+    def test_a_stage_copying_another_services_binary_fails(self):
+        errors = self.errors("COPY --from=builder /out/auth ", "COPY --from=builder /out/tickets ")
+        self.assertFails(errors, "stage auth copies /out/tickets")
+
+    def test_a_runtime_other_than_distroless_nonroot_fails(self):
+        for base in ["debian:bookworm-slim", "gcr.io/distroless/cc-debian12:latest"]:
+            with self.subTest(base=base):
+                errors = self.errors("gcr.io/distroless/cc-debian12:nonroot AS runtime", f"{base} AS runtime")
+                self.assertFails(errors, "not gcr.io/distroless/cc-debian12:nonroot")
+
+    def test_a_runtime_stage_running_as_root_fails(self):
+        self.assertFails(self.errors("USER 65532:65532\n", ""), "must run as USER 65532:65532")
+        errors = self.errors(
+            "COPY --from=builder /out/auth /usr/local/bin/service\n",
+            "COPY --from=builder /out/auth /usr/local/bin/service\nUSER root\n",
+        )
+        self.assertFails(errors, "stage auth must run as USER 65532:65532")
+
+
+class WorkflowCopies(unittest.TestCase):
+    """check_workflows on the committed workflows with one thing broken."""
+
+    def setUp(self):
+        self.workflows = copy.deepcopy(checks.load_workflows())
+        self.release = self.workflows["release.yml"]
+        self.jobs = self.release["jobs"]
+        self.services = checks.service_names()
+
+    def errors(self):
+        return checks.check_workflows(self.workflows, self.services)
+
+    def assertFails(self, fragment):
+        errors = self.errors()
+        self.assertTrue(any(fragment in e for e in errors), f"no error mentioning {fragment!r} in {errors}")
+
+    def step(self, job, predicate):
+        return next(s for s in self.jobs[job]["steps"] if predicate(s))
+
+    def test_the_release_runs_only_after_a_successful_ci_on_main(self):
+        self.assertEqual(
+            checks._triggers(self.release),
+            {"workflow_run": {"workflows": ["ci"], "types": ["completed"], "branches": ["main"]}},
+        )
+        self.assertIn("github.event.workflow_run.conclusion == 'success'", self.jobs["builder"]["if"])
+        self.assertEqual(self.errors(), [])
+
+    def test_a_release_on_every_push_fails(self):
+        self.release["on"] = {"push": {"branches": ["main"]}}
+        self.assertFails("only a completed `ci` run (workflow_run) may start a deploy")
+
+    def test_a_release_after_a_failed_ci_fails(self):
+        del self.jobs["builder"]["if"]
+        self.assertFails("conclusion == 'success'")
+
+    def test_a_release_of_a_pull_request_from_a_forks_main_fails(self):
+        self.jobs["builder"]["if"] = "github.event.workflow_run.conclusion == 'success'"
+        self.assertFails("github.event.workflow_run.event == 'push'")
+
+    def test_a_job_that_runs_even_when_the_gate_is_skipped_fails(self):
+        self.jobs["rollout"]["if"] = "always()"
+        self.assertFails("runs it even when the gate is skipped")
+
+    def test_a_renamed_ci_workflow_fails(self):
+        self.workflows["ci.yml"]["name"] = "tests"
+        self.assertFails("workflow_run must be workflows: [tests]")
+
+    def test_a_ci_that_does_not_run_on_main_fails(self):
+        self.workflows["ci.yml"]["on"] = {"pull_request": None}
+        self.assertFails("must run on pushes to main")
+
+    def test_a_checkout_of_another_commit_fails(self):
+        del self.step("rollout", lambda s: checks._uses(s, "actions/checkout"))["with"]
+        self.assertFails("job rollout: checkout without ref")
+
+    def test_github_sha_in_the_release_fails(self):
+        cut = self.step("images", lambda s: s.get("id") == "build")
+        cut["with"]["tags"] = cut["with"]["tags"].replace("github.event.workflow_run.head_sha", "github.sha")
+        self.assertFails("github.sha is main's tip")
+
+    def test_a_build_from_the_git_context_fails(self):
+        del self.step("images", lambda s: s.get("id") == "build")["with"]["context"]
+        self.assertFails("needs context: . (the checkout)")
+
+    def test_a_latest_tag_fails(self):
+        cut = self.step("images", lambda s: s.get("id") == "build")
+        cut["with"]["tags"] = "ghcr.io/acme/ticketing-${{ matrix.service }}:latest"
+        self.assertFails("names a moving tag")
+
+    def test_a_service_missing_from_the_matrix_fails(self):
+        self.jobs["images"]["strategy"]["matrix"]["service"].remove("query")
+        self.assertFails("service query is missing from the matrix")
+
+    def test_images_not_cut_from_the_builders_cache_fail(self):
+        self.jobs["images"]["needs"] = []
+        self.assertFails("job images: must need builder")
+
+    def test_a_builder_that_does_not_fill_the_registry_cache_fails(self):
+        del self.step("builder", lambda s: checks._uses(s, "docker/build-push-action"))["with"]["cache-to"]
+        self.assertFails("cache-to: type=registry")
+
+    def test_a_digest_not_handed_to_the_rollout_fails(self):
+        self.jobs["images"]["steps"] = [
+            s for s in self.jobs["images"]["steps"] if s.get("name") != "hand the digest on"
+        ]
+        self.assertFails("digest (steps.<id>.outputs.digest) must be handed to the rollout")
+
+    def test_a_rollout_that_applies_by_itself_fails(self):
+        self.step("rollout", lambda s: "infra/rollout" in str(s.get("run")))["run"] = (
+            "kubectl apply -k infra/k8s/overlays/prod"
+        )
+        self.assertFails("applies manifests itself")
+        self.assertFails("must deploy through infra/rollout")
+
+    def test_a_rollout_outside_the_production_environment_fails(self):
+        del self.jobs["rollout"]["environment"]
+        self.assertFails("outside the production environment")
+
+    def test_a_rollout_that_does_not_wait_for_the_images_fails(self):
+        self.jobs["rollout"]["needs"] = ["builder"]
+        self.assertFails("job rollout: must need images")
+
+    def test_another_workflow_deploying_on_push_fails(self):
+        # The shape of the former infra.yml: manifests applied on every push to main.
+        self.workflows["infra.yml"] = {
+            "name": "infra",
+            "on": {"push": {"branches": ["main"]}},
+            "jobs": {
+                "apply": {"environment": "production", "steps": [{"run": "kubectl apply -k infra/k8s/overlays/prod"}]}
+            },
+        }
+        errors = self.errors()
+        self.assertTrue(any(e.startswith("infra.yml:") and "only a completed" in e for e in errors), errors)
+
+
+class ProdOverlayCopies(unittest.TestCase):
+    def setUp(self):
+        path = checks.K8S / "overlays" / "prod" / "kustomization.yaml"
+        self.kustomization = checks.yaml.safe_load(path.read_text())
+        self.images = {entry["name"]: entry for entry in self.kustomization["images"]}
+        self.services = checks.service_names()
+
+    def test_the_committed_overlay_pins_nothing_and_names_no_moving_tag(self):
+        self.assertEqual(checks.check_prod_overlay(self.kustomization, self.services), [])
+        self.assertEqual({e["newTag"] for e in self.images.values()}, {"unpinned"})
+
+    def test_an_image_at_latest_fails(self):
+        self.images["ticketing/auth"]["newTag"] = "latest"
+        self.assertTrue(checks.check_prod_overlay(self.kustomization, self.services))
+
+    def test_an_image_without_tag_or_digest_fails(self):
+        del self.images["ticketing/auth"]["newTag"]
+        self.assertTrue(checks.check_prod_overlay(self.kustomization, self.services))
+
+    def test_a_service_missing_from_the_overlay_fails(self):
+        self.kustomization["images"] = [e for e in self.kustomization["images"] if e["name"] != "ticketing/query"]
+        self.assertIn(
+            "prod overlay: no images entry for ticketing/query, so the release cannot pin it",
+            checks.check_prod_overlay(self.kustomization, self.services),
+        )
+
+
+# Stand-ins for kubectl and kustomize: they keep a small cluster in a JSON file and log
+# every call, so infra/rollout's decisions can be checked without a cluster.
+FAKE_KUBECTL = r"""
+import json, os, sys
+path = os.environ["FAKE_STATE"]
+state = json.load(open(path))
+args = sys.argv[1:]
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(json.dumps(["kubectl", *args]) + "\n")
+deployments = state["deployments"]
+def save():
+    json.dump(state, open(path, "w"))
+if args[0] == "kustomize":
+    for service in state["render"]:
+        image = state["pins"].get(service, f"ghcr.io/example/ticketing-{service}:unpinned")
+        print(f"---\nkind: Deployment\nmetadata:\n  name: {service}\nspec:\n  template:\n    spec:\n"
+              f"      containers:\n        - name: {service}\n          image: {image}")
+    print("---\nkind: StatefulSet\nspec:\n  template:\n    spec:\n      containers:\n        - image: mongo:7.0")
+elif args[0] == "get":
+    deployment = deployments.get(args[2])
+    if deployment:
+        print(deployment["generation"] if "generation" in args[-1] else deployment["revision"], end="")
+elif args[0] == "apply":
+    for name in state["changed"]:
+        deployment = deployments.setdefault(name, {"generation": 0, "revision": 0})
+        deployment["generation"] += 1
+        deployment["revision"] += 1
+    save()
+    sys.exit(1 if state.get("apply_fails") else 0)
+elif args[:2] == ["rollout", "status"]:
+    name = args[2].split("/")[1]
+    sys.exit(1 if name in state["failing"] and not deployments[name].get("undone") else 0)
+elif args[:2] == ["rollout", "undo"]:
+    name = args[2].split("/")[1]
+    deployments[name]["undone"] = True
+    deployments[name]["generation"] += 1
+    save()
+"""
+FAKE_KUSTOMIZE = r"""
+import json, os, sys
+path = os.environ["FAKE_STATE"]
+state = json.load(open(path))
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(json.dumps(["kustomize", *sys.argv[1:]]) + "\n")
+assert sys.argv[1:4] == ["edit", "set", "image"], sys.argv
+for pin in sys.argv[4:]:
+    name, new = pin.split("=")
+    state["pins"][name.removeprefix("ticketing/")] = new
+json.dump(state, open(path, "w"))
+"""
+
+
+class RolloutScript(unittest.TestCase):
+    """infra/rollout against a fake cluster."""
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        self.tmp = pathlib.Path(tmp.name)
+        bin_dir = self.tmp / "bin"
+        bin_dir.mkdir()
+        for name, body in [("kubectl", FAKE_KUBECTL), ("kustomize", FAKE_KUSTOMIZE)]:
+            (bin_dir / name).write_text(f"#!{sys.executable}\n{body}")
+            (bin_dir / name).chmod(0o755)
+        self.digests = self.tmp / "digests"
+        self.digests.mkdir()
+        self.overlay = self.tmp / "overlay"
+        self.overlay.mkdir()
+        self.env = {
+            **os.environ,
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "FAKE_STATE": str(self.tmp / "state.json"),
+            "FAKE_LOG": str(self.tmp / "calls.log"),
+            "ROLLOUT_TIMEOUT": "1s",
+        }
+
+    def digest(self, service, value=None):
+        """Writes the digest file the image job would hand on: a made-up digest, or `value`."""
+        value = value or "sha256:" + hashlib.sha256(service.encode()).hexdigest()
+        (self.digests / service).write_text(value + "\n")
+        return value
+
+    def run_rollout(self, deployments, changed, failing=(), render=None, apply_fails=False):
+        state = {
+            "deployments": deployments,
+            "changed": list(changed),
+            "failing": list(failing),
+            "render": list(render if render is not None else deployments),
+            "pins": {},
+            "apply_fails": apply_fails,
+        }
+        pathlib.Path(self.env["FAKE_STATE"]).write_text(json.dumps(state))
+        out = subprocess.run(
+            ["bash", str(checks.ROOT / "infra" / "rollout"), str(self.overlay), str(self.digests), "ghcr.io/acme"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        log = pathlib.Path(self.env["FAKE_LOG"])
+        calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        return out, calls
+
+    def test_every_image_is_pinned_by_digest_applied_once_and_waited_for(self):
+        auth, tickets = self.digest("auth"), self.digest("tickets")
+        deployments = {"auth": {"generation": 3, "revision": 2}, "tickets": {"generation": 1, "revision": 1}}
+
+        out, calls = self.run_rollout(deployments, changed=["auth", "tickets"])
+
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(
+            [
+                "kustomize",
+                "edit",
+                "set",
+                "image",
+                f"ticketing/auth=ghcr.io/acme/ticketing-auth@{auth}",
+                f"ticketing/tickets=ghcr.io/acme/ticketing-tickets@{tickets}",
+            ],
+            calls,
+        )
+        self.assertEqual(len([c for c in calls if c[1] == "apply"]), 1)
+        waited = [c[3] for c in calls if c[1:3] == ["rollout", "status"]]
+        self.assertEqual(sorted(waited), ["deployment/auth", "deployment/tickets"])
+        self.assertFalse([c for c in calls if c[1:3] == ["rollout", "undo"]])
+
+    def test_a_deployment_not_ready_in_time_undoes_every_deployment_the_rollout_changed(self):
+        for service in ["auth", "tickets", "query"]:
+            self.digest(service)
+        deployments = {
+            "auth": {"generation": 5, "revision": 4},
+            "tickets": {"generation": 2, "revision": 2},
+            "query": {"generation": 7, "revision": 3},  # same digest as before: not changed
+        }
+
+        out, calls = self.run_rollout(deployments, changed=["auth", "tickets"], failing=["tickets"])
+
+        self.assertNotEqual(out.returncode, 0)
+        undone = sorted(c[3:] for c in calls if c[1:3] == ["rollout", "undo"])
+        self.assertEqual(undone, [["deployment/auth", "--to-revision=4"], ["deployment/tickets", "--to-revision=2"]])
+
+    def test_a_failed_apply_undoes_what_it_changed_and_fails(self):
+        self.digest("auth")
+        self.digest("orders")
+        deployments = {"auth": {"generation": 5, "revision": 4}, "orders": {"generation": 1, "revision": 1}}
+
+        out, calls = self.run_rollout(deployments, changed=["orders"], apply_fails=True)
+
+        self.assertNotEqual(out.returncode, 0)
+        undone = [c[3:] for c in calls if c[1:3] == ["rollout", "undo"]]
+        self.assertEqual(undone, [["deployment/orders", "--to-revision=1"]])
+
+    def test_an_image_left_unpinned_stops_before_the_cluster_is_touched(self):
+        self.digest("auth")
+        deployments = {"auth": {"generation": 1, "revision": 1}, "query": {"generation": 1, "revision": 1}}
+
+        out, calls = self.run_rollout(deployments, changed=["auth"], render=["auth", "query"])
+
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("ghcr.io/example/ticketing-query:unpinned", out.stderr)
+        self.assertEqual([c for c in calls if c[0] == "kubectl" and c[1] != "kustomize"], [])
+
+    def test_a_digest_file_holding_a_tag_stops_everything(self):
+        self.digest("auth", "latest")
+
+        out, calls = self.run_rollout({"auth": {"generation": 1, "revision": 1}}, changed=["auth"])
+
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("is not an image digest", out.stderr)
+        self.assertEqual(calls, [])
 
 
 if __name__ == "__main__":
