@@ -353,7 +353,9 @@ mod tests {
     }
 
     fn input(json: &str) -> Result<i64, PriceError> {
-        serde_json::from_str::<PriceInput>(json).unwrap().price().map(Price::cents)
+        serde_json::from_str::<PriceInput>(json)
+            .map_or(Err(PriceError::NotANumber), |input| input.price())
+            .map(Price::cents)
     }
 
     #[test]

@@ -9,9 +9,11 @@ use axum::extract::Request;
 use axum::response::IntoResponse;
 use common::shutdown::CancellationToken;
 use common::testing::{StopOnDrop, envelope};
-use gateway::{Config, RouteTable};
+use gateway::RouteTable;
 
-const INGRESS: &str = include_str!("../../../infra/k8s/base/ingress.yaml");
+mod support;
+
+use support::{CourseClient, INGRESS, start};
 
 /// A backend that answers with its name, the method, path and query it received, and two
 /// cookies.
@@ -30,25 +32,6 @@ async fn echo_backend(name: &'static str) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
-}
-
-async fn start(backends: HashMap<String, String>) -> (String, StopOnDrop) {
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let config =
-        Config { port, host: "127.0.0.1".into(), routes: RouteTable::from_manifest(INGRESS).unwrap(), backends };
-    let stop = CancellationToken::new();
-    tokio::spawn(gateway::serve(config, stop.clone()));
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if reqwest::get(format!("{base}/-/healthz")).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    (base, StopOnDrop(stop))
 }
 
 #[tokio::test]
@@ -286,46 +269,4 @@ async fn the_course_clients_requests_work_unchanged_through_the_gateway() {
     assert_eq!((status, body), (200, serde_json::json!({})));
     let (_, current) = browser.call("GET", "/api/users/currentuser", None).await;
     assert_eq!(current, serde_json::json!({"currentUser": null}));
-}
-
-/// The course client's HTTP habits: axios' headers, a cookie jar, nothing else.
-struct CourseClient {
-    base: String,
-    client: reqwest::Client,
-    cookies: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
-}
-
-impl CourseClient {
-    fn new(base: String) -> Self {
-        Self { base, client: reqwest::Client::new(), cookies: std::sync::Mutex::default() }
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .header("Accept", "application/json, text/plain, */*");
-        if let Some(body) = body {
-            request = request.header("Content-Type", "application/json;charset=utf-8").body(body.to_owned());
-        }
-        let cookies: Vec<String> = self.cookies.lock().unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect();
-        if !cookies.is_empty() {
-            request = request.header("Cookie", cookies.join("; "));
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        for set in response.headers().get_all("set-cookie") {
-            let pair = set.to_str().unwrap().split(';').next().unwrap();
-            let (name, value) = pair.split_once('=').unwrap();
-            let mut jar = self.cookies.lock().unwrap();
-            if value.is_empty() {
-                jar.remove(name);
-            } else {
-                jar.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        let text = response.text().await.unwrap();
-        (status, if text.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text).unwrap() })
-    }
 }

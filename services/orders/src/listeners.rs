@@ -114,11 +114,10 @@ impl Handler for UserBannedHandler {
     async fn handle(&self, event: UserBanned, _: &Delivery) -> Result<(), HandleError> {
         let mut changed = 0;
         for order in self.store.pending_orders_of(&event.user_id).await? {
-            match self.store.cancel(&order).await? {
-                Some(_) => {
-                    tracing::info!(order_id = %order.id, user_id = %event.user_id, "order of a banned user cancelled")
-                }
-                None => changed += 1,
+            if self.store.cancel(&order).await?.is_some() {
+                tracing::info!(order_id = %order.id, user_id = %event.user_id, "order of a banned user cancelled");
+            } else {
+                changed += 1;
             }
         }
         if changed > 0 {

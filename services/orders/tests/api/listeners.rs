@@ -109,3 +109,32 @@ async fn payment_completes_the_order_once_and_publishes_order_completed() {
     let (_, other) = app.user();
     assert_eq!(app.post_order(&other, &ticket).await.status(), 400, "a sold ticket stays reserved");
 }
+
+#[tokio::test]
+async fn a_ban_cancels_the_users_pending_orders_and_leaves_paid_ones_paid() {
+    let app = spawn_app().await;
+    let (user, cookie) = app.user();
+    let (paid, pending) = (app.ticket("paid", 1000).await, app.ticket("pending", 1000).await);
+    let paid = app.order(&cookie, &paid).await;
+    let pending = app.order(&cookie, &pending).await;
+    app.pay(paid["id"].as_str().unwrap()).await;
+    app.wait_for_status(&cookie, paid["id"].as_str().unwrap(), "complete").await;
+
+    let at = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
+    app.publish(&common::events::UserBanned { user_id: user.clone(), at, reason: None }).await;
+    app.wait_for_outcome("user.banned", "ack", 1).await;
+
+    let cancelled = app.order_events("order.cancelled", 1).await;
+    assert_eq!(cancelled.len(), 1);
+    assert_eq!(cancelled[0].json::<common::events::OrderCancelled>().id, pending["id"].as_str().unwrap());
+    let status = |id: &str| {
+        let id = bson::oid::ObjectId::parse_str(id).unwrap();
+        let orders = app.db.collection::<bson::Document>("orders");
+        async move { orders.find_one(bson::doc! {"_id": id}).await.unwrap().unwrap().get_str("status").unwrap().to_owned() }
+    };
+    assert_eq!(status(pending["id"].as_str().unwrap()).await, "cancelled");
+    assert_eq!(status(paid["id"].as_str().unwrap()).await, "complete");
+    let replica = app.wait_for_replica(pending["ticket"]["id"].as_str().unwrap(), 0).await;
+    assert!(replica.get("reservedBy").is_none(), "the ticket is free to reserve again");
+    assert_eq!(app.http.get("/api/orders", Some(&cookie)).await.status(), 401, "and the token is refused");
+}

@@ -7,5 +7,6 @@ mod helpers;
 mod listeners;
 mod outbox;
 mod price_text;
+mod revocations;
 mod show_and_list;
 mod update;
