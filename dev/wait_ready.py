@@ -30,7 +30,8 @@ def main() -> int:
         if pending:
             time.sleep(0.5)
     print(f"all {len(checks)} services ready in {time.monotonic() - started:.1f}s", flush=True)
-    print(f"platform ready at {public_url}  (Ctrl-C stops everything)", flush=True)
+    print(f"platform ready at {public_url}  (open it in a browser; the API is under /api; Ctrl-C stops everything)",
+          flush=True)
     while True:
         time.sleep(3600)
 

@@ -12,9 +12,12 @@
 //!   a fresh query service rebuilding its read model from it.
 //! - `duplicate NATS_URL N`: publishes the last N stored messages of every stream again with
 //!   new message ids, so the broker cannot drop them: duplicate deliveries for the fault run.
+//! - `bans`, `revocations`, `seed-refresh`: sessions that can be ended (see [`sessions`]).
 
 // The tool's output is one JSON object on stdout, read by bench/run.
 #![allow(clippy::print_stdout)]
+
+mod sessions;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -23,7 +26,7 @@ use bson::doc;
 use futures::StreamExt;
 use serde_json::json;
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -31,7 +34,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-fn summary(mut latencies_ms: Vec<f64>) -> serde_json::Value {
+pub(crate) fn summary(mut latencies_ms: Vec<f64>) -> serde_json::Value {
     latencies_ms.sort_by(f64::total_cmp);
     json!({
         "count": latencies_ms.len(),
@@ -362,7 +365,7 @@ async fn duplicate(nats_url: &str, last: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn msg_id_header(id: &str) -> async_nats::HeaderMap {
+pub(crate) fn msg_id_header(id: &str) -> async_nats::HeaderMap {
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(common::events::MSG_ID_HEADER, id);
     headers
@@ -383,6 +386,9 @@ async fn main() -> anyhow::Result<()> {
         Some("propagation") => propagation(&arg(1)?, &arg(2)?, &arg(3)?, arg(4)?.parse()?, arg(5)?.parse()?).await,
         Some("rebuild") => rebuild(&arg(1)?, &arg(2)?, arg(3)?.parse()?).await,
         Some("duplicate") => duplicate(&arg(1)?, arg(2)?.parse()?).await,
+        Some("bans") => sessions::bans(&arg(1)?, &arg(2)?, arg(3)?.parse()?, &args[4..]).await,
+        Some("revocations") => sessions::revocations(&arg(1)?, &arg(2)?, arg(3)?.parse()?).await,
+        Some("seed-refresh") => sessions::seed_refresh(&arg(1)?, &arg(2)?, arg(3)?.parse()?, &arg(4)?).await,
         _ => anyhow::bail!("usage: bench-tool hello|mongo|propagation|rebuild ... (see the crate docs)"),
     }
 }

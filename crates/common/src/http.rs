@@ -42,12 +42,26 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A dependency `/readyz` checks.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Dependency {
     Mongo(mongodb::Database),
     Nats(async_nats::Client),
     /// The revocation feed: loaded and following (see [`crate::events::revocation_feed`]).
     Revocations(crate::events::revocation_feed::FeedHealth),
+    /// Anything else a service depends on, with its own check (the web client: the API).
+    Custom {
+        name: &'static str,
+        check: CustomCheck,
+    },
+}
+
+/// The check of a [`Dependency::Custom`]: true when the dependency answers.
+pub type CustomCheck = std::sync::Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>;
+
+impl std::fmt::Debug for Dependency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl Dependency {
@@ -56,13 +70,14 @@ impl Dependency {
             Self::Mongo(_) => "mongodb",
             Self::Nats(_) => "nats",
             Self::Revocations(_) => "revocations",
+            Self::Custom { name, .. } => name,
         }
     }
 
     /// What `/readyz` says when the check fails.
     fn failure(&self) -> &'static str {
         match self {
-            Self::Mongo(_) | Self::Nats(_) => "unreachable",
+            Self::Mongo(_) | Self::Nats(_) | Self::Custom { .. } => "unreachable",
             Self::Revocations(_) => "stale",
         }
     }
@@ -76,6 +91,7 @@ impl Dependency {
                         && client.flush().await.is_ok()
                 }
                 Self::Revocations(feed) => feed.is_current(),
+                Self::Custom { check, .. } => check().await,
             }
         };
         tokio::time::timeout(READY_CHECK_TIMEOUT, probe).await.unwrap_or(false)
@@ -88,21 +104,45 @@ pub struct Platform {
     pub settings: HttpSettings,
     pub metrics: Metrics,
     pub dependencies: Vec<Dependency>,
+    pub errors: ErrorStyle,
+}
+
+/// How error responses look.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum ErrorStyle {
+    /// JSON APIs: every error in the envelope, unknown routes a JSON 404.
+    #[default]
+    Envelope,
+    /// Web pages: the service renders its own error pages (and its own fallback); an error
+    /// response that is not HTML yet (a timeout, a caught panic, axum's 405) is replaced by
+    /// this page for its status.
+    Html(fn(StatusCode) -> Response),
 }
 
 /// Adds the JSON 404 fallback, the middleware stack and the operational routes to a
 /// service's API router, and serves its OpenAPI description when it has one.
 pub fn finish_router(api: impl Into<Api>, platform: &Platform) -> Router {
     let api = api.into().into_router();
+    let layer_state = LayerState { metrics: platform.metrics.clone(), errors: platform.errors };
     let stack = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(TraceLayer::new_for_http().make_span_with(make_span))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(middleware::from_fn_with_state(platform.metrics.clone(), platform_layer))
+        .layer(middleware::from_fn_with_state(layer_state, platform_layer))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, platform.settings.request_timeout))
         .layer(DefaultBodyLimit::max(platform.settings.body_limit))
         .layer(CatchPanicLayer::new());
-    api.fallback(not_found).layer(stack).merge(ops_router(platform))
+    let api = match platform.errors {
+        ErrorStyle::Envelope => api.fallback(not_found),
+        ErrorStyle::Html(_) => api,
+    };
+    api.layer(stack).merge(ops_router(platform))
+}
+
+#[derive(Clone)]
+struct LayerState {
+    metrics: Metrics,
+    errors: ErrorStyle,
 }
 
 fn make_span(req: &Request) -> tracing::Span {
@@ -120,7 +160,11 @@ pub async fn not_found() -> ApiError {
 /// put any bare error response into the envelope, and count the request by route and
 /// status. One layer, not three: each `from_fn` layer clones the rest of the stack for
 /// every request, and the profile of currentuser showed those clones.
-async fn platform_layer(State(metrics): State<Metrics>, req: Request, next: Next) -> Response {
+async fn platform_layer(
+    State(LayerState { metrics, errors }): State<LayerState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = req.method().to_string();
     let path = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
@@ -129,7 +173,10 @@ async fn platform_layer(State(metrics): State<Metrics>, req: Request, next: Next
     } else {
         next.run(req).await
     };
-    let response = ensure_envelope(response);
+    let response = match errors {
+        ErrorStyle::Envelope => ensure_envelope(response),
+        ErrorStyle::Html(page) => ensure_html(response, page),
+    };
     let labels = HttpLabels { method, path, status: response.status().as_u16().to_string() };
     metrics.observe_request(labels, started.elapsed());
     response
@@ -166,9 +213,37 @@ fn ensure_envelope(response: Response) -> Response {
     enveloped
 }
 
+/// Replaces an error response that is not a page yet by the service's page for its status.
+fn ensure_html(response: Response, page: fn(StatusCode) -> Response) -> Response {
+    let status = response.status();
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    // A page, or an envelope the service chose on purpose (an unknown `/api/...` path).
+    if !(status.is_client_error() || status.is_server_error())
+        || is_html
+        || response.extensions().get::<Enveloped>().is_some()
+    {
+        return response;
+    }
+    if status.is_server_error() {
+        tracing::error!(%status, "request failed outside a handler (panic or timeout)");
+    }
+    let mut rendered = page(status);
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rendered.headers_mut().append(name, value.clone());
+        }
+    }
+    rendered
+}
+
 fn ops_router(platform: &Platform) -> Router {
     let metrics = platform.metrics.clone();
     let dependencies = platform.dependencies.clone();
+    let errors = platform.errors;
     Router::new()
         .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
         .route("/readyz", get(move || readyz(dependencies.clone())))
@@ -181,6 +256,21 @@ fn ops_router(platform: &Platform) -> Router {
                 }
             }),
         )
+        .layer(middleware::from_fn(move |req: Request, next: Next| private_ops(errors, req, next)))
+}
+
+/// The operational routes answer probes and scrapers, which reach a pod directly, never a
+/// request that came through a proxy (the Ingress and the local gateway add
+/// `X-Forwarded-For`): a service whose every path is public behind the Ingress (the web
+/// client) must not publish its metrics. Such a request gets the service's 404.
+async fn private_ops(errors: ErrorStyle, req: Request, next: Next) -> Response {
+    if req.headers().contains_key("x-forwarded-for") {
+        return match errors {
+            ErrorStyle::Envelope => ApiError::NotFound.into_response(),
+            ErrorStyle::Html(page) => page(StatusCode::NOT_FOUND),
+        };
+    }
+    next.run(req).await
 }
 
 async fn readyz(dependencies: Vec<Dependency>) -> Response {
@@ -225,6 +315,7 @@ mod tests {
             },
             metrics: Metrics::default(),
             dependencies: vec![],
+            errors: ErrorStyle::Envelope,
         };
         let api = Router::new()
             .route("/ok", get(|| async { "ok" }))
@@ -320,6 +411,7 @@ mod tests {
             },
             metrics: Metrics::default(),
             dependencies: vec![],
+            errors: ErrorStyle::Envelope,
         };
         let app = finish_router(Router::new().route("/ok", get(|| async { "ok" })), &platform);
         let res = app.clone().oneshot(Request::get("/readyz").body(Body::empty()).unwrap()).await.unwrap();
@@ -328,5 +420,18 @@ mod tests {
         let text = platform.metrics.render();
         assert!(text.contains(r#"http_requests_total{method="GET",path="/ok",status="200"} 1"#), "{text}");
         assert!(!text.contains("/readyz"), "probes stay out of the metrics");
+    }
+
+    #[tokio::test]
+    async fn operational_routes_are_not_served_through_a_proxy() {
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            let direct = app().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+            let proxied = app()
+                .oneshot(Request::get(path).header("x-forwarded-for", "203.0.113.9").body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(direct.status(), StatusCode::OK, "{path}");
+            assert_eq!(proxied.status(), StatusCode::NOT_FOUND, "{path}");
+        }
     }
 }

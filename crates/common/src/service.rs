@@ -193,7 +193,12 @@ impl Backbone {
         if let Some(feed) = &self.revocation_feed {
             dependencies.push(crate::http::Dependency::Revocations(feed.health()));
         }
-        let platform = crate::http::Platform { settings: http.clone(), metrics: self.metrics.build(), dependencies };
+        let platform = crate::http::Platform {
+            settings: http.clone(),
+            metrics: self.metrics.build(),
+            dependencies,
+            errors: crate::http::ErrorStyle::Envelope,
+        };
         let router = crate::http::finish_router(api, &platform);
         let mut service = Service::bind(self.name, http, router).await?.with_bus(self.bus.clone());
         if let Some(feed) = self.revocation_feed {

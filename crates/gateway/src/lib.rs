@@ -159,7 +159,9 @@ async fn proxy(
 
 /// Fetches every routed service's description and merges them.
 async fn merged_openapi(State(gateway): State<Gateway>) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let mut services: Vec<&str> = gateway.routes.routes().iter().map(|r| r.service.as_str()).collect();
+    // The services of the API: the web client behind the catch-all serves pages, not API.
+    let mut services: Vec<&str> =
+        gateway.routes.routes().iter().filter(|r| r.path.starts_with("/api/")).map(|r| r.service.as_str()).collect();
     services.sort_unstable();
     services.dedup();
     let fetches = services.into_iter().map(|service| {

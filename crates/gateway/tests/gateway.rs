@@ -9,7 +9,7 @@ use axum::extract::Request;
 use axum::response::IntoResponse;
 use common::shutdown::CancellationToken;
 use common::testing::{StopOnDrop, envelope};
-use gateway::RouteTable;
+use gateway::{Config, RouteTable};
 
 mod support;
 
@@ -37,7 +37,7 @@ async fn echo_backend(name: &'static str) -> SocketAddr {
 #[tokio::test]
 async fn every_ingress_path_reaches_its_service_with_method_query_and_cookies_intact() {
     let mut backends = HashMap::new();
-    for name in ["auth", "tickets", "orders", "payments", "query"] {
+    for name in ["auth", "tickets", "orders", "payments", "query", "client"] {
         backends.insert(name.to_owned(), echo_backend(name).await.to_string());
     }
     let (base, _stop) = start(backends).await;
@@ -50,6 +50,10 @@ async fn every_ingress_path_reaches_its_service_with_method_query_and_cookies_in
         ("/api/orders/abc", "orders"),
         ("/api/payments", "payments"),
         ("/api/query/tickets?status=sold&q=rock", "query"),
+        ("/", "client"),
+        ("/tickets/123/edit?x=1", "client"),
+        ("/api/nope", "client"),
+        ("/apis", "client"),
     ] {
         let response = client.post(format!("{base}{path}")).body("{}").send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
@@ -66,7 +70,17 @@ async fn every_ingress_path_reaches_its_service_with_method_query_and_cookies_in
 
 #[tokio::test]
 async fn a_path_the_ingress_does_not_route_is_a_json_404() {
-    let (base, _stop) = start(HashMap::new()).await;
+    // The real Ingress sends every path somewhere (the web client takes the rest); an
+    // Ingress without a catch-all leaves paths unrouted.
+    let api_only = INGRESS.replace("/?(.*)\n", "/web-only-path\n");
+    assert_ne!(api_only, INGRESS, "the catch-all path was replaced");
+    let config = Config {
+        port: 0,
+        host: "127.0.0.1".into(),
+        routes: RouteTable::from_manifest(&api_only).unwrap(),
+        backends: HashMap::new(),
+    };
+    let (base, _stop) = support::start_with(config).await;
 
     for path in ["/", "/api", "/api/nope", "/healthz"] {
         let response = reqwest::get(format!("{base}{path}")).await.unwrap();

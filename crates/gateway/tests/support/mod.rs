@@ -13,12 +13,18 @@ pub const INGRESS: &str = include_str!("../../../../infra/k8s/base/ingress.yaml"
 
 /// Starts the gateway in front of `backends` (Ingress service name -> `host:port`).
 pub async fn start(backends: HashMap<String, String>) -> (String, StopOnDrop) {
+    let config =
+        Config { port: 0, host: "127.0.0.1".into(), routes: RouteTable::from_manifest(INGRESS).unwrap(), backends };
+    start_with(config).await
+}
+
+/// Starts the gateway with `config` on a free port (its `port` is ignored).
+pub async fn start_with(mut config: Config) -> (String, StopOnDrop) {
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
-    let config =
-        Config { port, host: "127.0.0.1".into(), routes: RouteTable::from_manifest(INGRESS).unwrap(), backends };
+    config.port = port;
     let stop = CancellationToken::new();
     tokio::spawn(gateway::serve(config, stop.clone()));
     let base = format!("http://127.0.0.1:{port}");
