@@ -29,6 +29,40 @@ ensure_venv() {
   echo "$want" >"$stamp"
 }
 
+# The browser tests' tools: Debian's Chromium and ChromeDriver (one version, pinned) and
+# axe-core from the npm registry (pinned, into .dev/node). Debian's security archive keeps
+# only the newest Chromium build, so when the pinned one is gone the current one of the
+# same package is installed instead, and said so: the tests speak WebDriver, which does
+# not change between builds.
+CHROMIUM_VERSION="156.0.8078.108-1~deb12u1"
+AXE_CORE_VERSION="4.10.3"
+ensure_browser() {
+  if command -v chromedriver >/dev/null && command -v chromium >/dev/null; then
+    return 0
+  fi
+  if [ "$(id -u)" != 0 ]; then
+    die "the browser tests need Chromium and ChromeDriver: sudo apt-get update && sudo apt-get install -y chromium=$CHROMIUM_VERSION chromium-driver=$CHROMIUM_VERSION"
+  fi
+  log "installing Chromium and ChromeDriver $CHROMIUM_VERSION (Debian, one-time)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || die "apt-get update failed"
+  if ! apt-get install -y -qq "chromium=$CHROMIUM_VERSION" "chromium-driver=$CHROMIUM_VERSION" >/dev/null 2>&1; then
+    log "Chromium $CHROMIUM_VERSION is no longer in the archive; installing its current build"
+    apt-get install -y -qq chromium chromium-driver >/dev/null || die "apt-get could not install chromium"
+  fi
+}
+ensure_axe() {
+  local dir="$DEV_DIR/node" want="axe-core@$AXE_CORE_VERSION"
+  if [ "$(cat "$dir/.installed" 2>/dev/null)" != "$want" ]; then
+    command -v npm >/dev/null || die "npm is needed for axe-core (Debian: apt-get install npm)"
+    log "installing $want (npm, one-time)"
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --silent "$want" >/dev/null || die "npm could not install $want"
+    echo "$want" >"$dir/.installed"
+  fi
+  export AXE_CORE_JS="$dir/node_modules/axe-core/axe.min.js"
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

@@ -83,6 +83,9 @@ pub enum PageError {
     /// visitor's.
     #[error("forbidden")]
     Forbidden,
+    /// Someone else's ticket or order.
+    #[error("not the visitor's")]
+    NotYours,
     /// The visitor must sign in first; then come back here.
     #[error("sign-in required")]
     SignIn(String),
@@ -97,6 +100,12 @@ impl IntoResponse for PageError {
         match self {
             Self::NotFound => error_page(StatusCode::NOT_FOUND),
             Self::Forbidden => error_page(StatusCode::FORBIDDEN),
+            Self::NotYours => page_for(
+                StatusCode::FORBIDDEN,
+                "That is not yours to change",
+                "Only the member who listed a ticket can edit it, and only the buyer can see an order.",
+                false,
+            ),
             Self::BadForm => error_page(StatusCode::BAD_REQUEST),
             Self::SignIn(back) => see_other(&format!("/auth/signin?next={}", encode(&back))),
             Self::Unavailable(err) => {
@@ -153,6 +162,10 @@ pub fn error_page(status: StatusCode) -> Response {
         ),
         _ => ("Something went wrong", "It is not you, it is us. Please try again in a moment.", true),
     };
+    page_for(status, heading, text, retry)
+}
+
+fn page_for(status: StatusCode, heading: &'static str, text: &'static str, retry: bool) -> Response {
     let page = ErrorPage { l: Layout::anonymous(heading), code: status.as_u16(), heading, text, retry, retry_href: "" };
     match page.render() {
         Ok(html) => (status, Html(html)).into_response(),

@@ -112,7 +112,7 @@ async fn order(state: &AppState, visitor: &mut Visitor, id: &str) -> Result<ApiO
             visitor.sign_out_locally();
             Err(PageError::SignIn(format!("/orders/{id}")))
         }
-        StatusCode::FORBIDDEN => Err(PageError::Forbidden),
+        StatusCode::FORBIDDEN => Err(PageError::NotYours),
         _ => Err(PageError::NotFound),
     }
 }
@@ -177,7 +177,7 @@ pub async fn pay(
             visitor.sign_out_locally();
             return Err(PageError::SignIn(back));
         }
-        StatusCode::FORBIDDEN => return Err(PageError::Forbidden),
+        StatusCode::FORBIDDEN => return Err(PageError::NotYours),
         StatusCode::NOT_FOUND => return Err(PageError::NotFound),
         _ => {
             let problems = reply.errors();
@@ -209,7 +209,7 @@ pub async fn cancel(
             visitor.sign_out_locally();
             return Err(PageError::SignIn(back));
         }
-        StatusCode::FORBIDDEN => return Err(PageError::Forbidden),
+        StatusCode::FORBIDDEN => return Err(PageError::NotYours),
         StatusCode::NOT_FOUND => return Err(PageError::NotFound),
         _ => {
             let message = reply.errors().general.into_iter().next().unwrap_or_else(|| "Could not cancel it.".into());

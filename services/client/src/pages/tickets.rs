@@ -230,7 +230,7 @@ fn new_form(state: &AppState, visitor: &Visitor, title: String, price: String, p
     TicketForm {
         l: Layout::new(state, visitor, "Sell a ticket", "sell"),
         heading: "Sell a ticket",
-        intro: "Put a ticket up for sale. Buyers can reserve it at once; you are paid when they pay.",
+        intro: "Put a ticket up for sale. Buyers find it at once, reserve it, and pay before the reservation runs out.",
         action: "/tickets/new".into(),
         submit: "List the ticket",
         back_href: "/".into(),
@@ -316,7 +316,7 @@ pub async fn edit(
     require_user(&visitor, &format!("/tickets/{id}/edit"))?;
     let ticket = ticket(&state, &visitor, &id).await?;
     if !visitor.is(&ticket.user_id) {
-        return Err(PageError::Forbidden);
+        return Err(PageError::NotYours);
     }
     if ticket.status != "available" {
         visitor.flash(&Flash::error("This ticket is reserved or sold, so it cannot be edited."));
@@ -346,7 +346,7 @@ pub async fn update(
             visitor.sign_out_locally();
             Err(PageError::SignIn(format!("/tickets/{id}/edit")))
         }
-        StatusCode::FORBIDDEN => Err(PageError::Forbidden),
+        StatusCode::FORBIDDEN => Err(PageError::NotYours),
         StatusCode::NOT_FOUND => Err(PageError::NotFound),
         _ => {
             let form = edit_form(&state, &visitor, &id, form.title, form.price, reply.errors());

@@ -233,8 +233,9 @@ impl Driver {
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("browserName".into(), "chrome".into());
         capabilities.insert("goog:chromeOptions".into(), chrome);
-        let client = fantoccini::ClientBuilder::rustls()
-            .expect("TLS roots")
+        // Plain HTTP to the local driver: no TLS stack needed.
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = fantoccini::ClientBuilder::new(connector)
             .capabilities(capabilities)
             .connect(&self.url)
             .await
