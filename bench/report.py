@@ -118,6 +118,74 @@ target("RSS under load ≤ 60 MB", f"worst {peak:.1f} MB", peak <= 60)
 errors = sum(s[k]["non2xx"] + s[k]["socket_errors"] for k, _ in HTTP) + p["errors"]
 target("no errors (non-2xx, timeouts) in any scenario", f"{errors}", errors == 0)
 
+# --- sessions (SPEC section 7) and the storefront ---
+bans = s.get("ban_propagation")
+refresh = s.get("refresh")
+plain, loaded = s.get("currentuser_no_revocations"), s.get("currentuser_100k_revocations")
+if bans or refresh or loaded:
+    lines += ["", "## Sessions: refresh, revocations, bans", ""]
+if refresh:
+    lines.append(
+        f"- `POST /api/users/refresh` (rotation, a fresh token per request): {fmt(refresh['rps'], 0)} req/s, "
+        f"p50 {fmt(refresh['p50_ms'], 2)} ms, p99 {fmt(refresh['p99_ms'], 2)} ms, "
+        f"{fmt(refresh.get('cpu_us_per_request'), 0)} µs service CPU per request; non-2xx {refresh['non2xx']}."
+    )
+if plain and loaded:
+    lines.append(
+        f"- `currentuser` with no revocation entry: {fmt(plain['rps'], 0)} req/s (p99 {fmt(plain['p99_ms'], 2)} ms); "
+        f"with {loaded['entries']:,} entries: {fmt(loaded['rps'], 0)} req/s (p99 {fmt(loaded['p99_ms'], 2)} ms)."
+    )
+    lines.append(
+        f"- Memory of auth holding {loaded['entries']:,} entries: {fmt(loaded['rss_before_mb'])} MB → "
+        f"{fmt(loaded['rss_holding_mb'])} MB (+{fmt(loaded['rss_added_mb'])} MB); the events were published in "
+        f"{fmt(loaded['publish_seconds'])} s and applied {fmt(loaded['applied_seconds_after_publish'])} s later; "
+        f"a second auth started afterwards loaded {fmt(loaded.get('late_start_entries'), 0)} entries and was ready in "
+        f"{fmt(loaded.get('late_start_ready_seconds'))} s."
+    )
+if bans:
+    lines.append(
+        f"- Ban → refused, over {bans['bans']} bans and 5 services (time from the ban's 200 to the first 401, polling "
+        f"every millisecond): p50 {fmt(bans['all']['p50_ms'], 2)} ms, p99 {fmt(bans['all']['p99_ms'], 2)} ms, "
+        f"max {fmt(bans['all']['max_ms'], 2)} ms; not refused within 10 s: {bans['not_refused_within_10s']}."
+    )
+    lines += ["", "| probe | p50 ms | p99 ms | max ms |", "|---|---:|---:|---:|"]
+    for probe, x in bans["by_probe"].items():
+        route = probe.split(" ", 1)[0] + " " + "/api/" + probe.split("/api/", 1)[-1]
+        lines.append(f"| {route} | {fmt(x['p50_ms'], 2)} | {fmt(x['p99_ms'], 2)} | {fmt(x['max_ms'], 2)} |")
+home, query_home, weight = s.get("home_page"), s.get("query_home"), s.get("home_page_weight")
+if home and query_home:
+    lines += [
+        "",
+        "## The storefront",
+        "",
+        f"- Home page `/`, server-rendered (12 cards of 100+ stored tickets, anonymous visitor): "
+        f"{fmt(home['rps'], 0)} req/s, p50 {fmt(home['p50_ms'], 2)} ms, p99 {fmt(home['p99_ms'], 2)} ms, "
+        f"{fmt(home.get('cpu_us_per_request'), 0)} µs client CPU per page; non-2xx {home['non2xx']}.",
+        f"- The query call it makes, `GET /api/query/tickets?limit=12`, alone: {fmt(query_home['rps'], 0)} req/s, "
+        f"p99 {fmt(query_home['p99_ms'], 2)} ms.",
+    ]
+if weight:
+    lines.append(
+        f"- A first visit of `/` in headless Chromium: {weight['requests']} requests, "
+        f"{weight['compressed_bytes'] / 1024:.1f} KB compressed ({weight['uncompressed_bytes'] / 1024:.1f} KB uncompressed), "
+        f"third-party requests: {len(weight['third_party'])}."
+    )
+lines += ["", "## Targets of sessions and the storefront", "", "| target | measured | |", "|---|---|---|"]
+if bans:
+    target("ban → refused by every service, p99 ≤ 100 ms", f"{bans['all']['p99_ms']:.1f} ms",
+           bans["all"]["p99_ms"] <= 100 and bans["not_refused_within_10s"] == 0)
+if plain and loaded:
+    ratio = loaded["rps"] / plain["rps"]
+    target("currentuser with 100,000 revocations ≥ 95 % of with none", f"{ratio:.0%}", ratio >= 0.95)
+    target("memory for 100,000 revocations ≤ 20 MB", f"+{loaded['rss_added_mb']:.1f} MB", loaded["rss_added_mb"] <= 20)
+if home and query_home:
+    ratio = home["rps"] / query_home["rps"]
+    target("home page ≥ 80 % of the query endpoint it calls", f"{ratio:.0%}", ratio >= 0.80)
+if weight:
+    target("first visit ≤ 50 KB compressed", f"{weight['compressed_bytes'] / 1024:.1f} KB", weight["compressed_bytes"] <= 50 * 1024)
+    target("first visit ≤ 4 requests, none to a third party", f"{weight['requests']}, {len(weight['third_party'])} third-party",
+           weight["requests"] <= 4 and not weight["third_party"])
+
 analysis = ROOT / "bench" / "analysis.md"
 if analysis.exists():
     lines += ["", analysis.read_text().rstrip()]
