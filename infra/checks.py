@@ -692,6 +692,24 @@ def check_prod_overlay(kustomization, services):
     return errors
 
 
+def check_payments_provider(docs):
+    """Production charges real cards: its payments must run on Stripe, with the key, never
+    on the built-in test provider (which charges nothing and accepts test tokens)."""
+    errors = []
+    for doc in docs:
+        if doc.get("kind") != "Deployment" or doc["metadata"]["name"] != "payments":
+            continue
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            env = {e["name"]: e for e in container.get("env", [])}
+            provider = env.get("PAYMENTS_PROVIDER", {}).get("value")
+            if provider != "stripe":
+                errors.append(f"payments runs with PAYMENTS_PROVIDER={provider!r}: production must charge through stripe")
+            key = env.get("STRIPE_KEY", {}).get("valueFrom", {}).get("secretKeyRef", {})
+            if not key or key.get("optional"):
+                errors.append("payments must read STRIPE_KEY from a Secret, not optionally")
+    return errors
+
+
 def check_generated():
     sys.path.insert(0, str(K8S))
     import generate  # noqa: PLC0415
@@ -732,6 +750,8 @@ def run_all():
         found += check_secret_refs(docs, documented)
         if label != "prod":  # prod renames images to the registry's names
             found += check_images(docs, skaffold)
+        else:
+            found += check_payments_provider(docs)
         errors += [f"[{label}] {e}" for e in found]
     return errors
 

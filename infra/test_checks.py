@@ -408,6 +408,25 @@ class ProdOverlayCopies(unittest.TestCase):
         )
 
 
+class PaymentsProviderCopies(unittest.TestCase):
+    def setUp(self):
+        prod = next(overlay for overlay in checks.OVERLAYS if overlay.name == "prod")
+        self.docs = checks.load_docs(checks.render(prod))
+        self.payments = next(d for d in self.docs if d.get("kind") == "Deployment" and d["metadata"]["name"] == "payments")
+        self.env = self.payments["spec"]["template"]["spec"]["containers"][0]["env"]
+
+    def test_the_prod_overlay_charges_through_stripe(self):
+        self.assertEqual(checks.check_payments_provider(self.docs), [])
+
+    def test_the_test_provider_in_prod_fails(self):
+        next(e for e in self.env if e["name"] == "PAYMENTS_PROVIDER")["value"] = "test"
+        self.assertTrue(any("PAYMENTS_PROVIDER='test'" in e for e in checks.check_payments_provider(self.docs)))
+
+    def test_an_optional_stripe_key_in_prod_fails(self):
+        next(e for e in self.env if e["name"] == "STRIPE_KEY")["valueFrom"]["secretKeyRef"]["optional"] = True
+        self.assertTrue(checks.check_payments_provider(self.docs))
+
+
 # Stand-ins for kubectl and kustomize: they keep a small cluster in a JSON file and log
 # every call, so infra/rollout's decisions can be checked without a cluster.
 FAKE_KUBECTL = r"""

@@ -42,7 +42,8 @@ SERVICES = {
     "auth": Service("/api/users/?(.*)"),
     "tickets": Service("/api/tickets/?(.*)"),
     "orders": Service("/api/orders/?(.*)", {"EXPIRATION_WINDOW_SECONDS": "900"}),
-    "payments": Service("/api/payments/?(.*)", stripe=True),
+    # Stripe in the base (and so in prod); the dev overlay switches to the test provider.
+    "payments": Service("/api/payments/?(.*)", {"PAYMENTS_PROVIDER": "stripe"}, stripe=True),
     "expiration": Service(None, jwt=False),
     "query": Service("/api/query/?(.*)"),
     # Everything that is not /api/...: the longest paths win in ingress-nginx, so this
@@ -111,7 +112,7 @@ def service_docs(name):
         env.append(
             {
                 "name": "STRIPE_KEY",
-                "valueFrom": {"secretKeyRef": {"name": "stripe-secret", "key": "STRIPE_KEY", "optional": True}},
+                "valueFrom": {"secretKeyRef": {"name": "stripe-secret", "key": "STRIPE_KEY"}},
             }
         )
     probe = lambda route, period, failures: {  # noqa: E731

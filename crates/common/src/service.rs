@@ -173,6 +173,11 @@ impl Backbone {
         Ok(sessions)
     }
 
+    /// The metrics registry, for the service's own families (registered before it runs).
+    pub fn metrics(&mut self) -> &mut prometheus_client::registry::Registry {
+        self.metrics.registry()
+    }
+
     /// The context the service's listeners share.
     pub fn listeners(&self) -> ListenerContext {
         self.listeners.clone()

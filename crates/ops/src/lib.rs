@@ -6,6 +6,7 @@
 //! - two active orders for one ticket (double booking);
 //! - a successful charge whose order is neither complete nor cancelled-and-refunded;
 //! - a charge for a cancelled order without a refund;
+//! - a refund still due, or a charge attempt whose outcome is still unknown;
 //! - the query view disagreeing with the owners (ticket status and holder, order status);
 //! - any message in the dead-letter stream.
 //!
@@ -117,6 +118,16 @@ pub async fn audit(dbs: &Databases, dead_letters: u64) -> anyhow::Result<Report>
     for (ticket, holders) in &active_by_ticket {
         if holders.len() > 1 {
             find("double_booking", format!("ticket {ticket} has active orders {holders:?}"));
+        }
+    }
+    for payment in &payments {
+        let order_id = s(payment, "orderId").unwrap_or_default();
+        if payment.get_bool("refundDue").unwrap_or(false) {
+            let attempts = payment.get_i64("refundAttempts").unwrap_or(0);
+            find("refund_due", format!("order {order_id}: a refund is still due after {attempts} failed tries"));
+        }
+        if s(payment, "state") == Some("unknown") {
+            find("charge_outcome_unknown", format!("order {order_id}: a charge attempt's outcome is still unknown"));
         }
     }
     for payment in payments.iter().filter(|p| s(p, "state") == Some("succeeded")) {

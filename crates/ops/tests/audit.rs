@@ -114,4 +114,17 @@ async fn a_sale_a_cancellation_and_an_open_order_audit_clean_and_a_corruption_is
     let report = ops::audit(&p.dbs, 0).await.unwrap();
     let kinds: Vec<&str> = report.findings.iter().map(|f| f.kind).collect();
     assert_eq!(kinds, vec!["active_order_not_holding_ticket"], "{report:?}");
+
+    // And a refund left due on the paid order's charge is reported as such.
+    p.dbs
+        .payments
+        .collection::<bson::Document>("payments")
+        .update_one(
+            bson::doc! {"orderId": &order_ids[0]},
+            bson::doc! {"$set": {"refundDue": true, "refundAttempts": 3_i64}},
+        )
+        .await
+        .unwrap();
+    let report = ops::audit(&p.dbs, 0).await.unwrap();
+    assert!(report.findings.iter().any(|f| f.kind == "refund_due"), "{report:?}");
 }

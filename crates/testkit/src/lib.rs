@@ -100,6 +100,11 @@ pub async fn payments(
             session: session.clone(),
             provider: payments::config::ProviderSettings::Test,
             listener: fast_listener_settings(),
+            refunds: payments::refunds::RefundSettings {
+                poll_interval: Duration::from_millis(200),
+                first_backoff: Duration::from_millis(50),
+                max_backoff: Duration::from_millis(500),
+            },
         }),
         stop
     )

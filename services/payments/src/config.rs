@@ -10,12 +10,13 @@ pub const DEFAULT_PORT: u16 = 3000;
 /// Stripe's API.
 pub const STRIPE_API: &str = "https://api.stripe.com";
 
-/// Which payment provider to use.
+/// Which payment provider to use (`PAYMENTS_PROVIDER`, required: no silent fallback).
 #[derive(Clone, Debug)]
 pub enum ProviderSettings {
-    /// `STRIPE_KEY` is set: Stripe at `STRIPE_API_BASE` (default [`STRIPE_API`]).
-    Stripe { key: SecretString, base_url: String },
-    /// No key: the built-in test provider.
+    /// `stripe`: Stripe at `STRIPE_API_BASE` (default [`STRIPE_API`]) with `STRIPE_KEY`
+    /// (required then).
+    Stripe { key: SecretString, base_url: String, timeout: std::time::Duration },
+    /// `test`: the built-in test provider; charges nothing.
     Test,
 }
 
@@ -28,18 +29,28 @@ pub struct Config {
     pub provider: ProviderSettings,
     /// Retry policy of the listeners (defaults; tests shorten it).
     pub listener: ListenerSettings,
+    /// Timing of the refund task (defaults; tests shorten it).
+    pub refunds: crate::refunds::RefundSettings,
 }
 
 impl Config {
     /// Reads `PORT`, `MONGO_URI`, `NATS_URL`, `EVENT_NAMESPACE`, `JWT_KEY`,
-    /// `JWT_TTL_SECONDS`, `COOKIE_SECURE`, `STRIPE_KEY`, `STRIPE_API_BASE`.
+    /// `JWT_TTL_SECONDS`, `COOKIE_SECURE`, `PAYMENTS_PROVIDER`, `STRIPE_KEY`,
+    /// `STRIPE_API_BASE`.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let provider = match env.get("STRIPE_KEY") {
-            Some(key) => ProviderSettings::Stripe {
-                key: SecretString::from(key.to_owned()),
+        let provider = match env.required("PAYMENTS_PROVIDER")?.trim() {
+            "stripe" => ProviderSettings::Stripe {
+                key: SecretString::from(env.required("STRIPE_KEY")?.to_owned()),
                 base_url: env.get("STRIPE_API_BASE").unwrap_or(STRIPE_API).to_owned(),
+                timeout: env.seconds_or("STRIPE_TIMEOUT_SECONDS", 10)?,
             },
-            None => ProviderSettings::Test,
+            "test" => ProviderSettings::Test,
+            other => {
+                return Err(ConfigError::Invalid {
+                    name: "PAYMENTS_PROVIDER",
+                    reason: format!("{other:?} is not stripe or test"),
+                });
+            }
         };
         Ok(Self {
             session: SessionSettings::from_env(env)?,
@@ -48,6 +59,39 @@ impl Config {
             http: HttpSettings::from_env(env, DEFAULT_PORT)?,
             provider,
             listener: ListenerSettings::default(),
+            refunds: crate::refunds::RefundSettings::default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        let mut all = vec![
+            ("JWT_KEY".to_owned(), "k".repeat(32)),
+            ("MONGO_URI".to_owned(), "mongodb://h/payments".to_owned()),
+            ("NATS_URL".to_owned(), "nats://h".to_owned()),
+        ];
+        all.extend(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        Env::from_pairs(all)
+    }
+
+    #[test]
+    fn the_provider_must_be_chosen_and_stripe_needs_its_key() {
+        assert!(matches!(Config::from_env(&env(&[])), Err(ConfigError::Missing("PAYMENTS_PROVIDER"))));
+        assert!(matches!(
+            Config::from_env(&env(&[("PAYMENTS_PROVIDER", "stripe")])),
+            Err(ConfigError::Missing("STRIPE_KEY"))
+        ));
+        assert!(matches!(
+            Config::from_env(&env(&[("PAYMENTS_PROVIDER", "paypal")])),
+            Err(ConfigError::Invalid { name: "PAYMENTS_PROVIDER", .. })
+        ));
+        let test = Config::from_env(&env(&[("PAYMENTS_PROVIDER", "test"), ("STRIPE_KEY", "sk_test_x")])).unwrap();
+        assert!(matches!(test.provider, ProviderSettings::Test), "a key alone does not pick Stripe");
+        let stripe = Config::from_env(&env(&[("PAYMENTS_PROVIDER", "stripe"), ("STRIPE_KEY", "sk_test_x")])).unwrap();
+        assert!(matches!(stripe.provider, ProviderSettings::Stripe { .. }));
     }
 }

@@ -12,8 +12,11 @@
 pub mod config;
 pub mod listeners;
 pub mod provider;
+pub mod refunds;
 pub mod routes;
 pub mod store;
+
+use std::sync::Arc;
 
 use axum::extract::FromRef;
 use common::Sessions;
@@ -22,11 +25,13 @@ use common::events::outbox::Outbox;
 use common::openapi::Api;
 use common::service::{Backbone, Service};
 use common::shutdown::CancellationToken;
+use tokio::sync::Notify;
 
 pub use crate::config::Config;
 use crate::config::ProviderSettings;
 use crate::listeners::{OrderCancelledHandler, OrderCompletedHandler, OrderCreatedHandler};
-use crate::provider::{Provider, STRIPE_TIMEOUT, Stripe, TestProvider};
+use crate::provider::{Provider, Stripe, TestProvider};
+use crate::refunds::{RefundMetrics, RefundTask};
 use crate::store::Store;
 
 /// The name consumers and logs use for this service.
@@ -38,6 +43,8 @@ pub struct AppState {
     pub store: Store,
     pub sessions: Sessions,
     pub provider: Provider,
+    /// Wakes the refund task when a request records a charge that needs refunding.
+    pub refunds: Arc<Notify>,
 }
 
 impl FromRef<AppState> for Sessions {
@@ -56,12 +63,12 @@ impl Application {
     /// Connects to MongoDB and NATS (waiting for both), declares streams and indexes.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let provider = match &config.provider {
-            ProviderSettings::Stripe { key, base_url } => {
+            ProviderSettings::Stripe { key, base_url, timeout } => {
                 tracing::info!(base_url, "charging through Stripe");
-                Provider::Stripe(Stripe::new(key.clone(), base_url, STRIPE_TIMEOUT)?)
+                Provider::Stripe(Stripe::new(key.clone(), base_url, *timeout)?)
             }
             ProviderSettings::Test => {
-                tracing::warn!("STRIPE_KEY is not set: using the built-in test provider (no real charges)");
+                tracing::warn!("PAYMENTS_PROVIDER=test: the built-in test provider charges nothing");
                 Provider::Test(TestProvider)
             }
         };
@@ -71,16 +78,26 @@ impl Application {
         let store = Store::new(&backbone.db, Outbox::new(&backbone.db));
         store.ensure_indexes().await?;
         let listeners = backbone.listeners();
+        let wake = Arc::new(Notify::new());
+        let refunds = RefundTask {
+            store: store.clone(),
+            provider: provider.clone(),
+            settings: config.refunds.clone(),
+            metrics: RefundMetrics::register(backbone.metrics()),
+            wake: Arc::clone(&wake),
+        };
         let state = AppState {
             store: store.clone(),
             sessions: backbone.sessions(&config.session).await?,
-            provider: provider.clone(),
+            provider,
+            refunds: Arc::clone(&wake),
         };
         let service = backbone
             .into_service(&config.http, Api::new(routes::routes(), state, SERVICE), Some(store.outbox()))
             .await?
+            .with_task("refunds", move |token| refunds.run(token))
             .with_listener(&listeners, OrderCreatedHandler { store: store.clone() })
-            .with_listener(&listeners, OrderCancelledHandler { store: store.clone(), provider })
+            .with_listener(&listeners, OrderCancelledHandler { store: store.clone(), refunds: wake })
             .with_listener(&listeners, OrderCompletedHandler { store });
         Ok(Self { service })
     }

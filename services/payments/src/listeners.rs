@@ -1,11 +1,14 @@
-//! Order events that feed the order replica, and the refund of late charges.
+//! Order events that feed the order replica; a cancellation makes a charge that raced it
+//! refund due.
+
+use std::sync::Arc;
 
 use bson::oid::ObjectId;
 use common::events::listener::{Delivery, HandleError, Handler};
 use common::events::{OrderCancelled, OrderCompleted, OrderCreated, OrderStatus};
+use tokio::sync::Notify;
 
-use crate::provider::{Provider, ProviderError};
-use crate::store::{RefundError, Store};
+use crate::store::Store;
 
 fn order_id(raw: &str) -> Result<ObjectId, HandleError> {
     ObjectId::parse_str(raw).map_err(|_| HandleError::Poison(format!("order id {raw:?} is not an ObjectId")))
@@ -26,11 +29,11 @@ impl Handler for OrderCreatedHandler {
 }
 
 /// `order.cancelled`: the replica is cancelled, and a charge that raced the cancellation
-/// is refunded.
+/// becomes refund due in the same transaction (the refund task refunds it).
 #[derive(Clone, Debug)]
 pub struct OrderCancelledHandler {
     pub store: Store,
-    pub provider: Provider,
+    pub refunds: Arc<Notify>,
 }
 
 impl Handler for OrderCancelledHandler {
@@ -38,17 +41,9 @@ impl Handler for OrderCancelledHandler {
 
     async fn handle(&self, event: OrderCancelled, _: &Delivery) -> Result<(), HandleError> {
         let id = order_id(&event.id)?;
-        self.store
-            .set_status(id, event.version, OrderStatus::Cancelled)
-            .await?
-            .into_result(&format!("order {} v{}", event.id, event.version))?;
-        match self.store.refund_if_charged(&event.id, &self.provider).await {
-            Ok(_) => Ok(()),
-            Err(RefundError::Provider(ProviderError::Declined(m) | ProviderError::Rejected(m))) => {
-                Err(HandleError::Poison(format!("the provider refused the refund: {m}")))
-            }
-            Err(err) => Err(HandleError::Transient(err.into())),
-        }
+        self.store.cancel(id, event.version).await?.into_result(&format!("order {} v{}", event.id, event.version))?;
+        self.refunds.notify_one();
+        Ok(())
     }
 }
 

@@ -2,19 +2,21 @@
 //!
 //! - [`Stripe`]: Stripe's HTTP API. A PaymentIntent is created and confirmed in one call
 //!   with the customer's token (`tok_…`) or payment method (`pm_…`), the amount in integer
-//!   cents, currency usd, and an `Idempotency-Key` derived from the order and the token, so
-//!   a retried request can never charge twice. Used when `STRIPE_KEY` is set.
-//! - [`TestProvider`]: built in, for local runs and tests without a key. Accepts
-//!   `tok_visa` and `pm_card_visa`, declines `tok_chargeDeclined` with Stripe's message.
+//!   cents, currency usd, and an `Idempotency-Key` of the order and its attempt number
+//!   ([`charge_key`]), never of the card. Used with `PAYMENTS_PROVIDER=stripe`.
+//! - [`TestProvider`]: built in, for local runs and tests (`PAYMENTS_PROVIDER=test`).
+//!   Accepts `tok_visa` and `pm_card_visa`; declines `tok_chargeDeclined` (and a few more
+//!   of Stripe's test tokens with their decline reasons).
 //!
-//! Before a request charges an order whose earlier attempt was abandoned mid-charge (a
-//! stale claim, see [`crate::store`]), it asks the provider for a charge that already
-//! succeeded for the order ([`PaymentProvider::find_charge`]; Stripe: a PaymentIntent
-//! search on `metadata['order_id']`), so a retry with a different card cannot charge twice.
-//!
-//! A decline is a [`ProviderError::Declined`] (the service answers 400 with the message);
-//! a request Stripe refuses is [`ProviderError::Rejected`] (400); timeouts, 5xx, rate
-//! limits and authentication failures are [`ProviderError::Unavailable`] (503).
+//! What a failed call means for the money decides what happens next:
+//! - [`ProviderError::Declined`] and [`ProviderError::Rejected`]: nothing was charged,
+//!   the provider said so. The buyer sees our own message for the reason
+//!   ([`DeclineReason::message`]); the provider's text stays in the log.
+//! - [`ProviderError::Unavailable`]: nothing was charged, the request never reached the
+//!   provider (no connection, or it refused our credentials).
+//! - [`ProviderError::Unknown`]: the request may have been processed (a timeout, a 5xx,
+//!   a 429, an answer that does not decode). The order's claim is kept and resolved before
+//!   any new attempt ([`crate::store`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -41,19 +43,75 @@ pub struct Charge {
     pub payment_intent: String,
 }
 
-/// Why a charge or refund did not happen.
+/// Why a card was declined, as far as buyers need to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeclineReason {
+    InsufficientFunds,
+    ExpiredCard,
+    IncorrectCvc,
+    IncorrectNumber,
+    ProcessingError,
+    /// Every other reason (including lost, stolen and suspected fraud: a buyer is not
+    /// told which).
+    Declined,
+}
+
+impl DeclineReason {
+    /// From Stripe's `decline_code` or `code`.
+    pub fn from_code(code: &str) -> Self {
+        match code {
+            "insufficient_funds" => Self::InsufficientFunds,
+            "expired_card" => Self::ExpiredCard,
+            "incorrect_cvc" | "invalid_cvc" => Self::IncorrectCvc,
+            "incorrect_number" | "invalid_number" => Self::IncorrectNumber,
+            "processing_error" => Self::ProcessingError,
+            _ => Self::Declined,
+        }
+    }
+
+    /// Our message for the buyer.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::InsufficientFunds => "Your card was declined: insufficient funds.",
+            Self::ExpiredCard => "Your card has expired.",
+            Self::IncorrectCvc => "Your card's security code is incorrect.",
+            Self::IncorrectNumber => "Your card number is incorrect.",
+            Self::ProcessingError => "Your card could not be processed. Please try again.",
+            Self::Declined => "Your card was declined.",
+        }
+    }
+}
+
+/// Why a charge or refund did not happen, by what it means for the money.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
-    /// The card was declined; the message is the provider's, safe to show.
-    #[error("declined: {0}")]
-    Declined(String),
-    /// The provider refused the request as invalid; the message is safe to show.
+    /// The card was declined: nothing was charged. `detail` is the provider's text, for
+    /// the log only.
+    #[error("declined ({reason:?}): {detail}")]
+    Declined { reason: DeclineReason, detail: String },
+    /// The provider refused the request as invalid: nothing was charged. The text is the
+    /// provider's, for the log only.
     #[error("rejected: {0}")]
     Rejected(String),
-    /// The provider could not be reached or failed; retry later.
+    /// The request never reached the provider: nothing was charged; retry later.
     #[error("provider unavailable: {0:#}")]
     Unavailable(anyhow::Error),
+    /// The request may have been processed: the outcome must be found out before any
+    /// new attempt.
+    #[error("outcome unknown: {0:#}")]
+    Unknown(anyhow::Error),
 }
+
+impl ProviderError {
+    /// True when the provider may have acted on the request.
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(self, Self::Unknown(_))
+    }
+}
+
+/// What buyers see when the provider refuses a request as invalid (its own text is for
+/// the log).
+pub const REJECTED_MESSAGE: &str = "The payment details were not accepted. Please try another card.";
 
 /// A payment provider.
 pub trait PaymentProvider: Send + Sync {
@@ -100,21 +158,30 @@ impl PaymentProvider for Provider {
     }
 }
 
-/// Stripe's documented message for a declined card.
-pub const DECLINED_MESSAGE: &str = "Your card was declined.";
-
-/// The built-in provider for runs without a Stripe key.
+/// The built-in provider for local runs and tests.
 #[derive(Debug, Clone, Default)]
 pub struct TestProvider;
 
 impl PaymentProvider for TestProvider {
+    /// Stripe's test tokens, with the same outcomes.
     async fn charge(&self, request: &ChargeRequest) -> Result<Charge, ProviderError> {
+        let declined = |code: &str| {
+            Err(ProviderError::Declined {
+                reason: DeclineReason::from_code(code),
+                detail: format!("test card: {code}"),
+            })
+        };
         match request.token.as_str() {
             "tok_visa" | "pm_card_visa" => {
                 let id = uuid::Uuid::new_v4().simple().to_string();
                 Ok(Charge { id: format!("ch_test_{}", &id[..24]), payment_intent: format!("pi_test_{}", &id[..24]) })
             }
-            "tok_chargeDeclined" | "pm_card_chargeDeclined" => Err(ProviderError::Declined(DECLINED_MESSAGE.into())),
+            "tok_chargeDeclined" | "pm_card_chargeDeclined" => declined("generic_decline"),
+            "tok_chargeDeclinedInsufficientFunds" | "pm_card_chargeDeclinedInsufficientFunds" => {
+                declined("insufficient_funds")
+            }
+            "tok_chargeDeclinedExpiredCard" | "pm_card_chargeDeclinedExpiredCard" => declined("expired_card"),
+            "tok_chargeDeclinedIncorrectCvc" | "pm_card_chargeDeclinedIncorrectCvc" => declined("incorrect_cvc"),
             other => Err(ProviderError::Rejected(format!("No such token: '{other}'"))),
         }
     }
@@ -138,7 +205,8 @@ pub struct Stripe {
     key: SecretString,
 }
 
-/// How long a call to Stripe may take before it counts as unavailable.
+/// How long a call to Stripe may take by default (`STRIPE_TIMEOUT_SECONDS`) before its
+/// outcome counts as unknown.
 pub const STRIPE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Deserialize)]
@@ -152,6 +220,17 @@ struct StripeError {
     kind: String,
     #[serde(default)]
     message: String,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    decline_code: Option<String>,
+}
+
+impl StripeError {
+    fn decline(&self) -> ProviderError {
+        let code = self.decline_code.as_deref().or(self.code.as_deref()).unwrap_or("card_declined");
+        ProviderError::Declined { reason: DeclineReason::from_code(code), detail: format!("{code}: {}", self.message) }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,31 +280,39 @@ impl Stripe {
     }
 
     async fn send<T: serde::de::DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ProviderError> {
-        let response = request
-            .bearer_auth(self.key.expose_secret())
-            .send()
-            .await
-            .map_err(|e| ProviderError::Unavailable(anyhow::Error::new(e).context("calling Stripe")))?;
+        let response = request.bearer_auth(self.key.expose_secret()).send().await.map_err(|e| {
+            // Without a connection the request was never sent; any later failure (a
+            // timeout above all) may come after Stripe acted on it.
+            if e.is_connect() {
+                ProviderError::Unavailable(anyhow::Error::new(e).context("connecting to Stripe"))
+            } else {
+                ProviderError::Unknown(anyhow::Error::new(e).context("calling Stripe"))
+            }
+        })?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| ProviderError::Unavailable(anyhow::Error::new(e).context("reading Stripe's answer")))?;
+            .map_err(|e| ProviderError::Unknown(anyhow::Error::new(e).context("reading Stripe's answer")))?;
         if status.is_success() {
             return serde_json::from_slice(&body)
-                .map_err(|e| ProviderError::Unavailable(anyhow::Error::new(e).context("decoding Stripe's answer")));
+                .map_err(|e| ProviderError::Unknown(anyhow::Error::new(e).context("decoding Stripe's answer")));
         }
         let error = serde_json::from_slice::<StripeErrorBody>(&body).map(|b| b.error).ok();
-        let message = error.as_ref().map(|e| e.message.clone()).filter(|m| !m.is_empty());
+        let message = error.as_ref().map(|e| e.message.clone()).unwrap_or_default();
         match (status.as_u16(), error.as_ref().map(|e| e.kind.as_str())) {
-            (_, Some("card_error")) | (402, _) => {
-                Err(ProviderError::Declined(message.unwrap_or_else(|| DECLINED_MESSAGE.into())))
+            (_, Some("card_error")) | (402, _) => Err(error.map_or_else(
+                || ProviderError::Declined { reason: DeclineReason::Declined, detail: message.clone() },
+                |e| e.decline(),
+            )),
+            // Refused before anything was processed: our credentials.
+            (401 | 403, _) => {
+                Err(ProviderError::Unavailable(anyhow::anyhow!("Stripe refused our key ({status}): {message}")))
             }
-            (400 | 404, _) => Err(ProviderError::Rejected(message.unwrap_or_else(|| "Invalid payment request".into()))),
-            _ => Err(ProviderError::Unavailable(anyhow::anyhow!(
-                "Stripe answered {status}: {}",
-                message.unwrap_or_default()
-            ))),
+            // An idempotency error means a request with this key is in flight or was made
+            // with other parameters: its outcome is not this answer.
+            (400 | 404, Some(kind)) if kind != "idempotency_error" => Err(ProviderError::Rejected(message)),
+            _ => Err(ProviderError::Unknown(anyhow::anyhow!("Stripe answered {status}: {message}"))),
         }
     }
 }
@@ -251,14 +338,16 @@ impl PaymentProvider for Stripe {
                 id: intent.latest_charge.clone().unwrap_or_else(|| intent.id.clone()),
                 payment_intent: intent.id,
             }),
-            "requires_payment_method" => Err(ProviderError::Declined(
-                intent
-                    .last_payment_error
-                    .map(|e| e.message)
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or_else(|| DECLINED_MESSAGE.into()),
+            "requires_payment_method" => Err(intent.last_payment_error.map_or_else(
+                || ProviderError::Declined {
+                    reason: DeclineReason::Declined,
+                    detail: "requires_payment_method".into(),
+                },
+                |e| e.decline(),
             )),
-            other => Err(ProviderError::Rejected(format!("The payment could not be completed ({other})"))),
+            // 3-D Secure and friends need the buyer's browser, which this flow does not
+            // have: nothing is captured, the intent lapses.
+            other => Err(ProviderError::Rejected(format!("the intent is {other} (id {})", intent.id))),
         }
     }
 
@@ -281,14 +370,12 @@ impl PaymentProvider for Stripe {
     }
 }
 
-/// The idempotency key of a charge: the same order and card give the same key, so a
-/// retried request (a client retry, a network failure after Stripe charged) is answered
-/// with the first result instead of a second charge.
-pub fn charge_key(order_id: &str, token: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(format!("{order_id}:{token}").as_bytes());
-    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
-    format!("charge-{order_id}-{hex}")
+/// The idempotency key of an attempt to charge an order: the order and the attempt's
+/// number, never the card. Replaying an attempt (its outcome was unknown) sends the same
+/// key, so Stripe answers with what it did the first time; a new attempt is only made
+/// once the previous one is known to have charged nothing.
+pub fn charge_key(order_id: &str, attempt: i64) -> String {
+    format!("charge-{order_id}-{attempt}")
 }
 
 #[cfg(test)]
@@ -305,15 +392,29 @@ mod tests {
         assert!(provider.charge(&request("tok_visa")).await.unwrap().id.starts_with("ch_test_"));
         assert!(provider.charge(&request("pm_card_visa")).await.is_ok());
         let declined = provider.charge(&request("tok_chargeDeclined")).await.unwrap_err();
-        assert!(matches!(declined, ProviderError::Declined(m) if m == DECLINED_MESSAGE));
+        assert!(matches!(declined, ProviderError::Declined { reason: DeclineReason::Declined, .. }));
+        let poor = provider.charge(&request("tok_chargeDeclinedInsufficientFunds")).await.unwrap_err();
+        assert!(matches!(poor, ProviderError::Declined { reason: DeclineReason::InsufficientFunds, .. }));
         assert!(matches!(provider.charge(&request("tok_bogus")).await, Err(ProviderError::Rejected(_))));
     }
 
     #[test]
-    fn charge_keys_depend_on_order_and_token_only() {
-        assert_eq!(charge_key("o1", "tok_visa"), charge_key("o1", "tok_visa"));
-        assert_ne!(charge_key("o1", "tok_visa"), charge_key("o2", "tok_visa"));
-        assert_ne!(charge_key("o1", "tok_visa"), charge_key("o1", "pm_card_visa"));
-        assert!(!charge_key("o1", "tok_visa").contains("tok_visa"), "the token itself is not in the key");
+    fn charge_keys_name_the_order_and_the_attempt_never_the_card() {
+        assert_eq!(charge_key("o1", 1), "charge-o1-1");
+        assert_ne!(charge_key("o1", 1), charge_key("o1", 2));
+        assert_ne!(charge_key("o1", 1), charge_key("o2", 1));
+    }
+
+    #[test]
+    fn every_decline_reason_has_our_own_message() {
+        for (code, message) in [
+            ("insufficient_funds", "Your card was declined: insufficient funds."),
+            ("expired_card", "Your card has expired."),
+            ("incorrect_cvc", "Your card's security code is incorrect."),
+            ("stolen_card", "Your card was declined."),
+            ("fraudulent", "Your card was declined."),
+        ] {
+            assert_eq!(DeclineReason::from_code(code).message(), message, "{code}");
+        }
     }
 }

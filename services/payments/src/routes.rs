@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 use validator::{Validate, ValidationError};
 
 use crate::AppState;
-use crate::provider::{ChargeRequest, PaymentProvider, ProviderError, charge_key};
-use crate::store::{Claim, Recorded};
+use crate::provider::{Charge, PaymentProvider, ProviderError, REJECTED_MESSAGE};
+use crate::store::{Claim, OrderReplica, Payment, Recorded};
 
 /// The route, with its OpenAPI description.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -53,11 +53,25 @@ fn already_paid() -> ApiError {
     ApiError::BadRequest("Order already paid".into())
 }
 
-fn provider_error(err: ProviderError) -> ApiError {
+/// The answer for a failed charge: our own message for a decline or a refusal (the
+/// provider's text goes to the log), 503 when the provider is unreachable or did not say
+/// what it did.
+fn provider_error(order_id: &str, err: ProviderError) -> ApiError {
     match err {
-        ProviderError::Declined(message) | ProviderError::Rejected(message) => ApiError::BadRequest(message),
-        ProviderError::Unavailable(source) => ApiError::Unavailable(source),
+        ProviderError::Declined { reason, detail } => {
+            tracing::info!(order_id, ?reason, detail, "card declined");
+            ApiError::BadRequest(reason.message().into())
+        }
+        ProviderError::Rejected(detail) => {
+            tracing::warn!(order_id, detail, "the provider refused the payment request");
+            ApiError::BadRequest(REJECTED_MESSAGE.into())
+        }
+        ProviderError::Unavailable(source) | ProviderError::Unknown(source) => ApiError::Unavailable(source),
     }
+}
+
+fn expired() -> ApiError {
+    ApiError::BadRequest("Order has expired".into())
 }
 
 fn cancelled() -> ApiError {
@@ -66,8 +80,8 @@ fn cancelled() -> ApiError {
 
 /// Pays for an order.
 ///
-/// Check order: 401, 400 validation, 404, 400 cancelled, 400 already paid, 403; then the
-/// claim, the charge and the record (see [`crate::store`]).
+/// Check order: 401, 400 validation, 404, 400 cancelled, 400 already paid, 400 expired,
+/// 403; then the claim, the charge and the record (see [`crate::store`]).
 #[utoipa::path(
     post,
     path = "/api/payments",
@@ -77,8 +91,8 @@ fn cancelled() -> ApiError {
     security(("session" = []), ("bearer" = [])),
     responses(
         (status = 201, description = "Charged; emits payment.created", body = PaymentView),
-        (status = 400, description = "Validation, `Cannot pay for a cancelled order`, `Order already paid`, or the \
-            provider's decline message", body = ErrorEnvelope),
+        (status = 400, description = "Validation, `Cannot pay for a cancelled order`, `Order already paid`, \
+            `Order has expired`, or our message for a declined card", body = ErrorEnvelope),
         NotAuthorized,
         Forbidden,
         (status = 404, description = "The order is unknown to payments", body = ErrorEnvelope),
@@ -98,53 +112,101 @@ async fn pay(
         OrderStatus::Complete => return Err(already_paid()),
         OrderStatus::Created | OrderStatus::AwaitingPayment => {}
     }
+    if order.expired() {
+        return Err(expired());
+    }
     if order.user_id != user.id {
         return Err(ApiError::Forbidden);
     }
     let order_id = order.id.to_hex();
-    let (payment_id, earlier) = match state.store.claim(&order_id).await? {
-        Claim::Granted(id) => (id, None),
-        // The attempt before died mid-charge: it may have charged. A failed lookup keeps
-        // the claim (a 503; the next attempt after it goes stale looks again).
-        Claim::TakenOver(id) => (id, state.provider.find_charge(&order_id).await.map_err(provider_error)?),
-        Claim::Paid | Claim::InProgress => return Err(already_paid()),
-    };
-    let charge = match earlier {
-        Some(charge) => {
-            tracing::warn!(order_id, charge_id = %charge.id, "an abandoned attempt had charged: recording that charge");
-            charge
-        }
-        None => {
-            let request = ChargeRequest {
-                amount_cents: order.price_cents,
-                idempotency_key: charge_key(&order_id, &token),
-                token,
-                order_id: order_id.clone(),
-            };
-            match state.provider.charge(&request).await {
-                Ok(charge) => charge,
-                Err(err) => {
-                    // Nothing was charged (or, after an outage, a retry with the same key
-                    // returns what was): give the claim back so the order can be paid.
-                    state.store.release(payment_id).await?;
-                    return Err(provider_error(err));
-                }
-            }
+    let attempt = loop {
+        match state.store.claim(&order, &token).await? {
+            Claim::Granted(attempt) => break attempt,
+            // An earlier attempt did not say what it did: find out first. If it charged,
+            // that charge is recorded (whatever card this request brought); if it charged
+            // nothing, it makes room for this request's own attempt.
+            Claim::Resolve(earlier) => match resolve(&state, &earlier).await {
+                Resolved::Charged(charge) => return record(&state, &earlier, &order, &charge).await,
+                Resolved::Nothing => state.store.release(earlier.id).await?,
+                Resolved::StillUnknown(err) => return Err(provider_error(&order_id, err)),
+            },
+            Claim::Paid | Claim::InProgress => return Err(already_paid()),
         }
     };
+    match state.provider.charge(&attempt.request()).await {
+        Ok(charge) => record(&state, &attempt, &order, &charge).await,
+        Err(err) if err.outcome_unknown() => {
+            // The money may be taken: keep the claim; the next attempt resolves it.
+            tracing::warn!(order_id, payment_id = %attempt.id, error = %err, "charge outcome unknown; the claim is kept");
+            state.store.mark_unknown(attempt.id).await?;
+            Err(provider_error(&order_id, err))
+        }
+        Err(err) => {
+            // Nothing was charged: give the claim back so the order can be paid.
+            state.store.release(attempt.id).await?;
+            Err(provider_error(&order_id, err))
+        }
+    }
+}
+
+/// What an earlier attempt turned out to have done.
+enum Resolved {
+    Charged(Charge),
+    Nothing,
+    StillUnknown(ProviderError),
+}
+
+/// Finds out what an attempt of unknown outcome did: the order's succeeded charge if the
+/// provider lists one, else the same attempt replayed (same key, same card), which the
+/// provider answers with its first outcome, or makes now if it never got it.
+async fn resolve(state: &AppState, earlier: &Payment) -> Resolved {
+    let still_unknown = async |err: ProviderError| {
+        // Not resolved: the claim goes back to unknown for the next request.
+        if let Err(db) = state.store.mark_unknown(earlier.id).await {
+            tracing::warn!(error = %db, "could not mark the attempt unknown again; it is resolved once stale");
+        }
+        Resolved::StillUnknown(err)
+    };
+    match state.provider.find_charge(&earlier.order_id).await {
+        Ok(Some(charge)) => {
+            tracing::warn!(order_id = %earlier.order_id, charge_id = %charge.id, "an earlier attempt had charged: recording that charge");
+            return Resolved::Charged(charge);
+        }
+        Ok(None) => {}
+        Err(err) => return still_unknown(err).await,
+    }
+    if earlier.token.is_none() {
+        // A claim from before attempts were recorded: nothing to replay, and the provider
+        // lists no charge for the order.
+        return Resolved::Nothing;
+    }
+    match state.provider.charge(&earlier.request()).await {
+        Ok(charge) => Resolved::Charged(charge),
+        Err(err) if err.outcome_unknown() || matches!(err, ProviderError::Unavailable(_)) => still_unknown(err).await,
+        Err(err) => {
+            tracing::info!(order_id = %earlier.order_id, error = %err, "the earlier attempt charged nothing");
+            Resolved::Nothing
+        }
+    }
+}
+
+/// Records a charge; a charge that landed on an order cancelled meanwhile is recorded as
+/// refund due (the refund task refunds it) and answered as cancelled.
+async fn record(
+    state: &AppState,
+    attempt: &Payment,
+    order: &OrderReplica,
+    charge: &Charge,
+) -> Result<(StatusCode, Json<PaymentView>), ApiError> {
     // From here the money is taken: a database failure leaves the claim in place, and the
-    // next attempt after it goes stale replays the same charge by its idempotency key.
-    match state.store.record(payment_id, &order, &charge).await? {
+    // next attempt after it goes stale resolves it by the same key.
+    match state.store.record(attempt.id, order, charge).await? {
         Recorded::Paid => {
-            tracing::info!(order_id, payment_id = %payment_id, "order paid");
-            Ok((StatusCode::CREATED, Json(PaymentView { id: payment_id.to_hex() })))
+            tracing::info!(order_id = %order.id, payment_id = %attempt.id, "order paid");
+            Ok((StatusCode::CREATED, Json(PaymentView { id: attempt.id.to_hex() })))
         }
         Recorded::OrderCancelled => {
-            if let Err(err) = state.store.refund_if_charged(&order_id, &state.provider).await {
-                // The cancellation handler refunds it on redelivery; the client still
-                // learns the order was cancelled.
-                tracing::error!(order_id, error = %err, "refund after a late payment failed; the listener retries");
-            }
+            state.refunds.notify_one();
             Err(cancelled())
         }
     }

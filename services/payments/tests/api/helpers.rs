@@ -36,6 +36,11 @@ pub fn test_config(provider: ProviderSettings) -> Config {
         session: test_session_settings(),
         provider,
         listener: fast_listener_settings(),
+        refunds: payments::refunds::RefundSettings {
+            poll_interval: Duration::from_millis(100),
+            first_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(200),
+        },
     }
 }
 
@@ -47,7 +52,8 @@ pub async fn spawn_app() -> TestApp {
 /// With Stripe at `base_url` (a mock server).
 pub async fn spawn_app_with_stripe(base_url: &str) -> TestApp {
     let key = secrecy::SecretString::from(STRIPE_KEY.to_owned());
-    spawn(test_config(ProviderSettings::Stripe { key, base_url: base_url.to_owned() })).await
+    let timeout = Duration::from_secs(2);
+    spawn(test_config(ProviderSettings::Stripe { key, base_url: base_url.to_owned(), timeout })).await
 }
 
 pub async fn spawn(config: Config) -> TestApp {
@@ -70,13 +76,18 @@ impl TestApp {
 
     /// Publishes `order.created` for a new order of `user_id` and waits for the replica.
     pub async fn order_for(&self, user_id: &str, cents: i64) -> String {
+        self.order_expiring(user_id, cents, "2030-01-01T00:00:00Z").await
+    }
+
+    /// As [`Self::order_for`], with the reservation lapsing at `expires_at` (RFC 3339).
+    pub async fn order_expiring(&self, user_id: &str, cents: i64, expires_at: &str) -> String {
         let id = object_id_hex();
         let event = OrderCreated {
             id: id.clone(),
             version: 0,
             status: OrderStatus::Created,
             user_id: user_id.to_owned(),
-            expires_at: "2030-01-01T00:00:00Z".into(),
+            expires_at: expires_at.into(),
             ticket: OrderTicket { id: object_id_hex(), price: Price::from_cents(cents).unwrap() },
         };
         publish_event(&self.bus, &event).await;

@@ -4,5 +4,6 @@
 mod end_to_end;
 mod helpers;
 mod listeners;
+mod money;
 mod pay;
 mod stripe;
