@@ -129,7 +129,9 @@ class Platform:
                 "PORT": str(self.ports[name]), "BIND_HOST": "127.0.0.1", "NATS_URL": self.nats_url,
                 "JWT_KEY": JWT_KEY, "MONGO_URI": f"mongodb://127.0.0.1:{self.mongo_port}/{name}?directConnection=true",
                 "EXPIRATION_WINDOW_SECONDS": str(expiration_window), "RUST_LOG": rust_log,
-                "STARTUP_TIMEOUT_SECONDS": "120", "PAYMENTS_PROVIDER": "test", **(service_env or {}).get(name, {}),
+                "STARTUP_TIMEOUT_SECONDS": "120", "PAYMENTS_PROVIDER": "test",
+                # A few buyer accounts stand for many buyers in the workload.
+                "ORDERS_MAX_ACTIVE_PER_USER": "50", **(service_env or {}).get(name, {}),
             }
             self.services[name] = Supervised(name, [str(BIN / name)], env, self.logs)
         backends = ",".join(f"{n}=127.0.0.1:{p}" for n, p in self.ports.items())

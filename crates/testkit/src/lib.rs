@@ -79,6 +79,7 @@ pub async fn orders(
             nats: nats.clone(),
             session: session.clone(),
             expiration_window,
+            max_active_per_user: 5,
             listener: fast_listener_settings(),
         }),
         stop

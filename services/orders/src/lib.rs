@@ -40,6 +40,8 @@ pub struct AppState {
     pub store: Store,
     pub sessions: Sessions,
     pub expiration_window: Duration,
+    /// Reservations (orders `created`) one buyer may hold at once.
+    pub max_active_per_user: u64,
 }
 
 impl FromRef<AppState> for Sessions {
@@ -74,6 +76,7 @@ impl Application {
             store: store.clone(),
             sessions: backbone.sessions(&config.session).await?,
             expiration_window: config.expiration_window,
+            max_active_per_user: config.max_active_per_user,
         };
         let service = backbone
             .into_service(&config.http, Api::new(routes::routes(), state, SERVICE), Some(store.outbox()))

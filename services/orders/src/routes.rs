@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use validator::{Validate, ValidationError};
 
 use crate::AppState;
-use crate::store::{Order, TicketReplica, rfc3339};
+use crate::store::{Order, Reservation, TicketReplica, rfc3339};
 
 /// The routes, each with its OpenAPI description.
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -97,7 +97,8 @@ impl OrderView {
     security(("session" = []), ("bearer" = [])),
     responses(
         (status = 201, description = "Reserved until `expiresAt`; emits order.created", body = OrderView),
-        (status = 400, description = "Validation, or `Ticket is already reserved`", body = ErrorEnvelope),
+        (status = 400, description = "Validation, `Cannot buy your own ticket`, `Ticket is already reserved`, or \
+            `Too many active reservations`", body = ErrorEnvelope),
         NotAuthorized,
         (status = 404, description = "The ticket is unknown to orders", body = ErrorEnvelope),
     )
@@ -109,12 +110,21 @@ async fn create(
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     let ticket_id = object_id(&body.ticket_id.unwrap_or_default())?;
     let ticket = state.store.find_ticket(ticket_id).await?.ok_or(ApiError::NotFound)?;
+    if ticket.user_id.as_deref() == Some(user.id.as_str()) {
+        return Err(ApiError::BadRequest("Cannot buy your own ticket".into()));
+    }
     let reserved = || ApiError::BadRequest("Ticket is already reserved".into());
+    // Refused without a transaction when the replica already knows it is taken (the
+    // common case in a sale: most attempts are for tickets just reserved).
     if ticket.reserved_by.is_some() {
         return Err(reserved());
     }
     let expires_at = time::OffsetDateTime::now_utc() + state.expiration_window;
-    let order = state.store.reserve(&user.id, &ticket, expires_at).await?.ok_or_else(reserved)?;
+    let order = match state.store.reserve(&user.id, &ticket, expires_at, state.max_active_per_user).await? {
+        Reservation::Reserved(order) => order,
+        Reservation::Taken => return Err(reserved()),
+        Reservation::TooMany => return Err(ApiError::BadRequest("Too many active reservations".into())),
+    };
     tracing::info!(order_id = %order.id, ticket_id = %ticket.id, "ticket reserved");
     Ok((StatusCode::CREATED, Json(OrderView::new(order, Some(ticket)))))
 }

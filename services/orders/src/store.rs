@@ -30,6 +30,19 @@ pub struct TicketReplica {
     /// The order holding the ticket (created or complete), if any.
     #[serde(rename = "reservedBy", default, skip_serializing_if = "Option::is_none")]
     pub reserved_by: Option<String>,
+    /// The seller (from the ticket's events), so nobody buys their own ticket.
+    #[serde(rename = "userId", default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+}
+
+/// The outcome of a reservation.
+#[derive(Debug, Clone)]
+pub enum Reservation {
+    Reserved(Order),
+    /// Another order holds the ticket.
+    Taken,
+    /// The buyer already holds the most reservations allowed at once.
+    TooMany,
 }
 
 impl TicketReplica {
@@ -75,12 +88,22 @@ pub struct Store {
     client: Client,
     orders: Collection<Order>,
     tickets: Collection<TicketReplica>,
+    /// One document per buyer with the number of its orders `created` (`active`), kept in
+    /// the transactions that create and end them; two reservations of one buyer write it
+    /// and so conflict, which makes the per-buyer limit exact.
+    buyers: Collection<bson::Document>,
     outbox: Outbox,
 }
 
 impl Store {
     pub fn new(db: &Database, outbox: Outbox) -> Self {
-        Self { client: db.client().clone(), orders: db.collection("orders"), tickets: db.collection("tickets"), outbox }
+        Self {
+            client: db.client().clone(),
+            orders: db.collection("orders"),
+            tickets: db.collection("tickets"),
+            buyers: db.collection("buyers"),
+            outbox,
+        }
     }
 
     pub fn outbox(&self) -> &Outbox {
@@ -89,6 +112,7 @@ impl Store {
 
     pub async fn ensure_indexes(&self) -> mongodb::error::Result<()> {
         self.orders.create_index(IndexModel::builder().keys(doc! { "userId": 1, "_id": 1 }).build()).await?;
+        self.orders.create_index(IndexModel::builder().keys(doc! { "userId": 1, "status": 1 }).build()).await?;
         self.outbox.ensure_indexes().await
     }
 
@@ -116,13 +140,15 @@ impl Store {
             .collect())
     }
 
-    /// Reserves `ticket` for a new order. `None` when another order holds it.
+    /// Reserves `ticket` for a new order of `user_id`, who may hold at most `max_active`
+    /// reservations (orders `created`) at once.
     pub async fn reserve(
         &self,
         user_id: &str,
         ticket: &TicketReplica,
         expires_at: time::OffsetDateTime,
-    ) -> mongodb::error::Result<Option<Order>> {
+        max_active: u64,
+    ) -> mongodb::error::Result<Reservation> {
         let order = Order {
             id: ObjectId::new(),
             user_id: user_id.to_owned(),
@@ -139,31 +165,45 @@ impl Store {
             expires_at: rfc3339(order.expires_at),
             ticket: OrderTicket { id: ticket.id.to_hex(), price: ticket.price() },
         };
-        let (orders, tickets, outbox) = (self.orders.clone(), self.tickets.clone(), self.outbox.clone());
-        let reserved = common::mongo::transaction(&self.client, move |session| {
-            let (orders, tickets, outbox, order, event) =
-                (orders.clone(), tickets.clone(), outbox.clone(), order.clone(), event.clone());
-            Box::pin(async move {
-                // The atomic claim: only an empty slot can be taken. Concurrent claims on one
-                // ticket write the same document, so all but one transaction conflict and
-                // retry, then find the slot taken.
-                let claim = tickets
-                    .update_one(
-                        doc! { "_id": order.ticket_id, "reservedBy": null },
-                        doc! { "$set": { "reservedBy": order.id.to_hex() } },
-                    )
-                    .session(&mut *session)
-                    .await?;
-                if claim.modified_count == 0 {
-                    return Ok(None);
-                }
-                orders.insert_one(&order).session(&mut *session).await?;
-                outbox.stage(session, &event).await?;
-                Ok(Some(order))
-            })
+        let this = self.clone();
+        let reserved = common::mongo::transaction_with(&self.client, async move |session| {
+            let active = this
+                .buyers
+                .find_one(doc! { "_id": &order.user_id })
+                .session(&mut *session)
+                .await?
+                .and_then(|buyer| buyer.get_i64("active").ok())
+                .unwrap_or(0);
+            if u64::try_from(active).unwrap_or(0) >= max_active {
+                return Ok(Reservation::TooMany);
+            }
+            // The atomic claim: only an empty slot can be taken. Concurrent claims on one
+            // ticket write the same document, so all but one transaction conflict and
+            // retry, then find the slot taken.
+            let claim = this
+                .tickets
+                .update_one(
+                    doc! { "_id": order.ticket_id, "reservedBy": null },
+                    doc! { "$set": { "reservedBy": order.id.to_hex() } },
+                )
+                .session(&mut *session)
+                .await?;
+            if claim.modified_count == 0 {
+                return Ok(Reservation::Taken);
+            }
+            this.orders.insert_one(&order).session(&mut *session).await?;
+            // A concurrent reservation of the same buyer writes this document too: one of
+            // the two conflicts, retries, and reads the other's count.
+            this.buyers
+                .update_one(doc! { "_id": &order.user_id }, doc! { "$inc": { "active": 1_i64 } })
+                .upsert(true)
+                .session(&mut *session)
+                .await?;
+            this.outbox.stage(session, &event).await?;
+            Ok(Reservation::Reserved(order.clone()))
         })
         .await?;
-        if reserved.is_some() {
+        if matches!(reserved, Reservation::Reserved(_)) {
             self.outbox.notify();
         }
         Ok(reserved)
@@ -198,11 +238,13 @@ impl Store {
         let mut filter = owner_filter(order.id, order.version);
         filter.insert("status", OrderStatus::Created.as_str());
         let update = doc! { "$set": { "status": next.status.as_str() }, "$inc": { "version": 1 } };
-        let (orders, tickets, outbox) = (self.orders.clone(), self.tickets.clone(), self.outbox.clone());
+        let (orders, tickets, buyers, outbox) =
+            (self.orders.clone(), self.tickets.clone(), self.buyers.clone(), self.outbox.clone());
         let changed = common::mongo::transaction(&self.client, move |session| {
-            let (orders, tickets, outbox, filter, update, next, event) = (
+            let (orders, tickets, buyers, outbox, filter, update, next, event) = (
                 orders.clone(),
                 tickets.clone(),
+                buyers.clone(),
                 outbox.clone(),
                 filter.clone(),
                 update.clone(),
@@ -213,6 +255,14 @@ impl Store {
                 if orders.update_one(filter, update).session(&mut *session).await?.matched_count == 0 {
                     return Ok(None);
                 }
+                // No longer `created`: one active reservation less for the buyer.
+                buyers
+                    .update_one(
+                        doc! { "_id": &next.user_id, "active": { "$gt": 0_i64 } },
+                        doc! { "$inc": { "active": -1_i64 } },
+                    )
+                    .session(&mut *session)
+                    .await?;
                 match &event {
                     StatusEvent::Cancelled(cancelled) => {
                         tickets
@@ -247,6 +297,7 @@ impl Store {
             price_cents: event.price.cents(),
             version: event.version,
             reserved_by: None,
+            user_id: Some(event.user_id.clone()),
         };
         match self.tickets.insert_one(&replica).await {
             Ok(_) => Ok(()),
@@ -262,7 +313,7 @@ impl Store {
             None,
             id,
             event.version,
-            doc! { "title": &event.title, "priceCents": event.price.cents() },
+            doc! { "title": &event.title, "priceCents": event.price.cents(), "userId": &event.user_id },
         )
         .await
     }

@@ -161,7 +161,18 @@ pub async fn pay(
     let back = format!("/orders/{id}");
     require_user(&visitor, &back)?;
     let body = json!({"token": form.token, "orderId": id});
-    let reply = state.api.post("/api/payments", &visitor.caller, &body).await?;
+    let reply = match state.api.post("/api/payments", &visitor.caller, &body).await {
+        Ok(reply) => reply,
+        Err(err) => {
+            // Payments could not say whether the card was charged; it finds out before any
+            // new attempt, so paying again is safe and never charges twice.
+            tracing::warn!(error = %err, "payment outcome unknown to the buyer");
+            visitor.flash(&Flash::error(
+                "We could not confirm your payment. Try again in a moment: you will never be charged twice.",
+            ));
+            return Ok(see_other(&back));
+        }
+    };
     match reply.status {
         StatusCode::CREATED => {
             let deadline = tokio::time::Instant::now() + CONFIRMATION_WAIT;

@@ -78,3 +78,47 @@ async fn ordering_reserves_the_ticket_and_publishes_order_created() {
     let listed: Vec<Value> = app.http.get("/api/orders", Some(&cookie)).await.json().await.unwrap();
     assert_eq!(listed.len(), 1);
 }
+
+#[tokio::test]
+async fn nobody_buys_their_own_ticket() {
+    let app = crate::helpers::spawn_app().await;
+    let (seller, cookie) = app.user();
+    let event = common::events::TicketCreated {
+        id: common::testing::object_id_hex(),
+        version: 0,
+        title: "mine".into(),
+        price: common::money::Price::from_cents(1000).unwrap(),
+        user_id: seller,
+    };
+    app.publish(&event).await;
+    app.wait_for_replica(&event.id, 0).await;
+
+    let response = app.post_order(&cookie, &event.id).await;
+
+    assert_eq!(response.status(), 400);
+    assert_eq!(crate::helpers::errors(response).await, vec![("Cannot buy your own ticket".into(), None)]);
+}
+
+#[tokio::test]
+async fn a_buyer_holds_at_most_five_reservations_even_when_asking_for_more_at_once() {
+    let app = crate::helpers::spawn_app().await;
+    let (_, cookie) = app.user();
+    let mut tickets = Vec::new();
+    for n in 0..8 {
+        tickets.push(app.ticket(&format!("t{n}"), 1000).await);
+    }
+
+    let answers = futures::future::join_all(tickets.iter().map(|t| app.post_order(&cookie, t))).await;
+
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 5, "{statuses:?}");
+    for response in answers.into_iter().filter(|r| r.status() == 400) {
+        assert_eq!(crate::helpers::errors(response).await, vec![("Too many active reservations".into(), None)]);
+    }
+    // Cancelling one makes room for one more.
+    let list: Vec<serde_json::Value> = app.http.get("/api/orders", Some(&cookie)).await.json().await.unwrap();
+    let first = list[0]["id"].as_str().unwrap();
+    assert_eq!(app.http.delete(&format!("/api/orders/{first}"), Some(&cookie)).await.status(), 204);
+    let free = tickets.iter().find(|t| !list.iter().any(|o| o["ticket"]["id"] == t.as_str())).unwrap();
+    assert_eq!(app.post_order(&cookie, free).await.status(), 201);
+}

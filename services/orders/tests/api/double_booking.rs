@@ -38,11 +38,17 @@ async fn fifty_reservations_from_one_snapshot_of_a_free_ticket_give_one_order() 
 
     let attempts = join_all((0..50).map(|n| {
         let (store, snapshot) = (store.clone(), snapshot.clone());
-        async move { store.reserve(&format!("user-{n}"), &snapshot, expires).await }
+        async move { store.reserve(&format!("user-{n}"), &snapshot, expires, 5).await }
     }))
     .await;
 
-    let orders: Vec<_> = attempts.into_iter().flat_map(|r| r.expect("no database error")).collect();
+    let orders: Vec<_> = attempts
+        .into_iter()
+        .filter_map(|r| match r.expect("no database error") {
+            orders::store::Reservation::Reserved(order) => Some(order),
+            _ => None,
+        })
+        .collect();
     assert_eq!(orders.len(), 1);
     let replica = store.find_ticket(snapshot.id).await.unwrap().unwrap();
     assert_eq!(replica.reserved_by, Some(orders[0].id.to_hex()));

@@ -31,6 +31,7 @@ pub fn test_config(nats: NatsSettings) -> Config {
         nats,
         session: test_session_settings(),
         expiration_window: Duration::from_secs(900),
+        max_active_per_user: 5,
         listener: fast_listener_settings(),
     }
 }
