@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderName, StatusCode, header};
+use axum::http::{HeaderName, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -166,7 +166,14 @@ async fn platform_layer(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let method = req.method().to_string();
+    // Labels stay bounded whatever clients send: a method outside HTTP's own set is
+    // `other`, a path no route matched is `unmatched`.
+    let method = match *req.method() {
+        Method::GET | Method::POST | Method::PUT | Method::DELETE | Method::PATCH | Method::HEAD | Method::OPTIONS => {
+            req.method().as_str().to_owned()
+        }
+        _ => "other".to_owned(),
+    };
     let path = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str).to_owned();
     let response = if header_bytes(&req) > MAX_HEADER_BYTES {
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.into_response()
@@ -420,6 +427,43 @@ mod tests {
         let text = platform.metrics.render();
         assert!(text.contains(r#"http_requests_total{method="GET",path="/ok",status="200"} 1"#), "{text}");
         assert!(!text.contains("/readyz"), "probes stay out of the metrics");
+    }
+
+    #[tokio::test]
+    async fn a_thousand_random_methods_and_paths_add_no_metric_series() {
+        let platform = Platform {
+            settings: HttpSettings {
+                port: 0,
+                host: "127.0.0.1".into(),
+                request_timeout: Duration::from_secs(1),
+                body_limit: 1024,
+            },
+            metrics: Metrics::default(),
+            dependencies: vec![],
+            errors: ErrorStyle::Envelope,
+        };
+        let app = finish_router(Router::new().route("/ok", get(|| async { "ok" })), &platform);
+        let series = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
+        for n in 0..5 {
+            let req =
+                Request::builder().method(format!("X{n}").as_str()).uri(format!("/p{n}")).body(Body::empty()).unwrap();
+            app.clone().oneshot(req).await.unwrap();
+        }
+        let before = series(&platform.metrics.render());
+
+        for n in 0..1000 {
+            let method = format!("M{n:04}X");
+            let req = Request::builder()
+                .method(method.as_str())
+                .uri(format!("/random/{n}/path"))
+                .body(Body::empty())
+                .unwrap();
+            app.clone().oneshot(req).await.unwrap();
+        }
+
+        let text = platform.metrics.render();
+        assert_eq!(series(&text), before, "no new series:\n{text}");
+        assert!(text.contains(r#"method="other",path="unmatched",status="404""#), "{text}");
     }
 
     #[tokio::test]

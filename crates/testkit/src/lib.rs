@@ -42,6 +42,10 @@ pub async fn auth(
                 reuse_grace: Duration::from_secs(10),
             },
             signin_attempts_per_minute: 100,
+            signup_attempts_per_minute: 100,
+            signin_failures_per_account: 100,
+            hash_queue: 64,
+            trusted_proxies: common::ratelimit::TrustedProxies::default(),
         }),
         stop
     )

@@ -20,6 +20,16 @@ pub struct Config {
     /// Sign-in attempts a client may make per minute (`SIGNIN_ATTEMPTS_PER_MINUTE`,
     /// default 10), all at once or spread out.
     pub signin_attempts_per_minute: u32,
+    /// Sign-ups a client may make per minute (`SIGNUP_ATTEMPTS_PER_MINUTE`, default 5).
+    pub signup_attempts_per_minute: u32,
+    /// Failed sign-ins an account tolerates per 15 minutes, from any client, before it is
+    /// refused for a while (`SIGNIN_FAILURES_PER_ACCOUNT`, default 10).
+    pub signin_failures_per_account: u32,
+    /// Password jobs that may wait for a hashing thread (`HASH_QUEUE`, default 16); more
+    /// are refused at once with 503.
+    pub hash_queue: usize,
+    /// Whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`).
+    pub trusted_proxies: common::ratelimit::TrustedProxies,
 }
 
 /// Refresh tokens.
@@ -47,7 +57,9 @@ impl RefreshSettings {
 impl Config {
     /// Reads `PORT`, `MONGO_URI`, `NATS_URL`, `EVENT_NAMESPACE`, `JWT_KEY`,
     /// `JWT_TTL_SECONDS`, `COOKIE_SECURE`, `REFRESH_TTL_SECONDS`,
-    /// `REFRESH_REUSE_GRACE_SECONDS`, `SIGNIN_ATTEMPTS_PER_MINUTE` (and the optional tuning
+    /// `REFRESH_REUSE_GRACE_SECONDS`, `SIGNIN_ATTEMPTS_PER_MINUTE`,
+    /// `SIGNUP_ATTEMPTS_PER_MINUTE`, `SIGNIN_FAILURES_PER_ACCOUNT`, `HASH_QUEUE`,
+    /// `TRUSTED_PROXIES` (and the optional tuning
     /// variables of [`HttpSettings`]), naming the first bad one.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
@@ -57,6 +69,10 @@ impl Config {
             http: HttpSettings::from_env(env, DEFAULT_PORT)?,
             refresh: RefreshSettings::from_env(env)?,
             signin_attempts_per_minute: env.parse_or("SIGNIN_ATTEMPTS_PER_MINUTE", 10)?,
+            signup_attempts_per_minute: env.parse_or("SIGNUP_ATTEMPTS_PER_MINUTE", 5)?,
+            signin_failures_per_account: env.parse_or("SIGNIN_FAILURES_PER_ACCOUNT", 10)?,
+            hash_queue: env.parse_or("HASH_QUEUE", 16)?,
+            trusted_proxies: common::ratelimit::TrustedProxies::from_env(env)?,
         })
     }
 }

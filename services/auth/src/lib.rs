@@ -40,6 +40,8 @@ use crate::users::Users;
 /// The name logs and connections use for this service.
 pub const SERVICE: &str = "auth";
 
+const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Everything a handler needs, behind one reference count: axum clones the state for every
 /// request, and the profile of currentuser showed cloning and dropping each handle
 /// (`bench/results/profile-currentuser.txt`).
@@ -53,7 +55,13 @@ pub struct Handles {
     pub sessions: Sessions,
     pub refresh: RefreshSettings,
     pub passwords: Passwords,
+    /// Sign-in attempts per client.
     pub signin_limit: RateLimiter,
+    /// Sign-ups per client.
+    pub signup_limit: RateLimiter,
+    /// Failed sign-ins per account (email), from any client.
+    pub account_failures: RateLimiter,
+    pub trusted_proxies: common::ratelimit::TrustedProxies,
 }
 
 impl std::ops::Deref for AppState {
@@ -99,11 +107,22 @@ impl Application {
             store: store.clone(),
             sessions,
             refresh: config.refresh.clone(),
-            passwords: Passwords::new().await?,
-            signin_limit: RateLimiter::new(config.signin_attempts_per_minute, std::time::Duration::from_secs(60)),
+            passwords: Passwords::new(config.hash_queue).await?,
+            signin_limit: RateLimiter::new(config.signin_attempts_per_minute, MINUTE),
+            signup_limit: RateLimiter::new(config.signup_attempts_per_minute, MINUTE),
+            account_failures: RateLimiter::new(config.signin_failures_per_account, 15 * MINUTE),
+            trusted_proxies: config.trusted_proxies.clone(),
         }));
+        let prune = [
+            state.signin_limit.pruner(MINUTE),
+            state.signup_limit.pruner(MINUTE),
+            state.account_failures.pruner(MINUTE),
+        ];
         let api = Api::new(routes::routes(), state, SERVICE);
-        let service = backbone.into_service(&config.http, api, Some(store.outbox())).await?;
+        let mut service = backbone.into_service(&config.http, api, Some(store.outbox())).await?;
+        for pruner in prune {
+            service = service.with_task("rate-limit-pruner", pruner);
+        }
         Ok(Self { service })
     }
 

@@ -10,7 +10,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Response};
 use common::extract::object_id;
 use common::openapi::{Forbidden, NotAuthorized, NotFound};
-use common::ratelimit::client_key;
 use common::session::{REFRESH_COOKIE, Subject, cookie_value};
 use common::{AdminUser, ApiError, Claims, CurrentUser, ErrorEnvelope, MaybeUser, ValidatedJson};
 use secrecy::SecretString;
@@ -21,6 +20,7 @@ use utoipa_axum::routes;
 use validator::{Validate, ValidationError};
 
 use crate::AppState;
+use crate::password::PasswordError;
 use crate::sessions::{Issued, Revocation};
 use crate::users::{InsertError, UserDocument};
 
@@ -112,21 +112,58 @@ fn present(field: Option<String>) -> String {
         (status = 201, description = "Signed up; the session and refresh cookies are set", body = UserView,
             headers(("set-cookie" = String, description = "The `session` and `refresh` cookies"))),
         (status = 400, description = "Validation, or `Email in use`", body = ErrorEnvelope),
+        (status = 429, description = "Too many sign-ups from this client", body = ErrorEnvelope,
+            headers(("retry-after" = String, description = "Seconds until the next attempt is allowed"))),
+        (status = 503, description = "Busy hashing: retry after the given seconds", body = ErrorEnvelope,
+            headers(("retry-after" = String, description = "Seconds to wait"))),
     )
 )]
 async fn signup(
     State(state): State<AppState>,
-    ValidatedJson(body): ValidatedJson<SignupBody>,
-) -> Result<impl IntoResponse, ApiError> {
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<ValidatedJson<SignupBody>, ApiError>,
+) -> Result<Response, Response> {
+    let client = state.trusted_proxies.client_key(&headers, Some(peer));
+    state.signup_limit.check(&client).map_err(too_many)?;
+    let ValidatedJson(body) = body.map_err(IntoResponse::into_response)?;
+    create_account(&state, body).await.map(IntoResponse::into_response).map_err(IntoResponse::into_response)
+}
+
+/// 429 with the seconds to wait.
+fn too_many(retry_after: std::time::Duration) -> Response {
+    let seconds = retry_after.as_secs().max(1).to_string();
+    ([(header::RETRY_AFTER, seconds)], ApiError::Http(StatusCode::TOO_MANY_REQUESTS)).into_response()
+}
+
+/// A full hashing queue is a 503 to retry in a second; anything else a 500.
+fn password_error(err: PasswordError) -> Response {
+    match err {
+        PasswordError::Busy => {
+            ([(header::RETRY_AFTER, "1")], ApiError::unavailable(anyhow::anyhow!("the hashing queue is full")))
+                .into_response()
+        }
+        PasswordError::Failed(err) => ApiError::Internal(err).into_response(),
+    }
+}
+
+async fn create_account(state: &AppState, body: SignupBody) -> Result<Response, Response> {
     let email = normalize_email(&present(body.email));
-    let hash = state.passwords.hash(SecretString::from(present(body.password))).await.map_err(ApiError::Internal)?;
+    let hash = state.passwords.hash(SecretString::from(present(body.password))).await.map_err(password_error)?;
     let user = state.users.insert(&email, hash).await.map_err(|err| match err {
-        InsertError::EmailInUse => ApiError::BadRequest("Email in use".into()),
-        InsertError::Database(err) => err.into(),
+        InsertError::EmailInUse => ApiError::BadRequest("Email in use".into()).into_response(),
+        InsertError::Database(err) => ApiError::from(err).into_response(),
     })?;
     tracing::info!(user_id = %user.id, "user signed up");
-    let issued = state.store.start(user.id).await?.ok_or(ApiError::Forbidden)?;
-    session_response(&state, StatusCode::CREATED, &issued)
+    let issued = state
+        .store
+        .start(user.id)
+        .await
+        .map_err(|e| ApiError::from(e).into_response())?
+        .ok_or_else(|| ApiError::Forbidden.into_response())?;
+    session_response(state, StatusCode::CREATED, &issued)
+        .map(IntoResponse::into_response)
+        .map_err(IntoResponse::into_response)
 }
 
 /// Signs in with email and password.
@@ -145,8 +182,11 @@ async fn signup(
             body = ErrorEnvelope),
         (status = 403, description = "`Account suspended`: the credentials are right but the user is banned",
             body = ErrorEnvelope),
-        (status = 429, description = "Too many attempts from this client", body = ErrorEnvelope,
+        (status = 429, description = "Too many attempts from this client, or too many failures for this account",
+            body = ErrorEnvelope,
             headers(("retry-after" = String, description = "Seconds until the next attempt is allowed"))),
+        (status = 503, description = "Busy hashing: retry after the given seconds", body = ErrorEnvelope,
+            headers(("retry-after" = String, description = "Seconds to wait"))),
     )
 )]
 async fn signin(
@@ -155,31 +195,37 @@ async fn signin(
     headers: HeaderMap,
     body: Result<ValidatedJson<SigninBody>, ApiError>,
 ) -> Result<Response, Response> {
-    if let Err(retry_after) = state.signin_limit.check(&client_key(&headers, Some(peer))) {
-        let seconds = retry_after.as_secs().max(1).to_string();
-        return Err(([(header::RETRY_AFTER, seconds)], ApiError::Http(StatusCode::TOO_MANY_REQUESTS)).into_response());
-    }
+    let client = state.trusted_proxies.client_key(&headers, Some(peer));
+    state.signin_limit.check(&client).map_err(too_many)?;
     let ValidatedJson(body) = body.map_err(IntoResponse::into_response)?;
-    check_credentials(&state, body).await.map(IntoResponse::into_response).map_err(IntoResponse::into_response)
+    let email = normalize_email(body.email.as_deref().unwrap_or_default());
+    // Guessing one account's password from many addresses meets this limit instead.
+    state.account_failures.allows(&email).map_err(too_many)?;
+    check_credentials(&state, &email, body).await
 }
 
-async fn check_credentials(state: &AppState, body: SigninBody) -> Result<impl IntoResponse + use<>, ApiError> {
-    let email = normalize_email(&present(body.email));
-    let user = state.users.find_by_email(&email).await?;
+async fn check_credentials(state: &AppState, email: &str, body: SigninBody) -> Result<Response, Response> {
+    let fail = |err: ApiError| err.into_response();
+    let user = state.users.find_by_email(email).await.map_err(|e| fail(e.into()))?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let matches =
-        state.passwords.verify(SecretString::from(present(body.password)), hash).await.map_err(ApiError::Internal)?;
+        state.passwords.verify(SecretString::from(present(body.password)), hash).await.map_err(password_error)?;
     let user = match user {
         Some(user) if matches => user,
-        _ => return Err(ApiError::BadRequest("Invalid credentials".into())),
+        _ => {
+            state.account_failures.consume(email);
+            return Err(fail(ApiError::BadRequest("Invalid credentials".into())));
+        }
     };
     // Only once the password is right, so a ban does not tell strangers an email exists.
-    let suspended = || ApiError::Refused(StatusCode::FORBIDDEN, "Account suspended".into());
+    let suspended = || fail(ApiError::Refused(StatusCode::FORBIDDEN, "Account suspended".into()));
     if user.is_banned() {
         return Err(suspended());
     }
-    let issued = state.store.start(user.id).await?.ok_or_else(suspended)?;
+    let issued = state.store.start(user.id).await.map_err(|e| fail(e.into()))?.ok_or_else(suspended)?;
     session_response(state, StatusCode::OK, &issued)
+        .map(IntoResponse::into_response)
+        .map_err(IntoResponse::into_response)
 }
 
 /// The session and refresh cookies of a new access token, with the user.

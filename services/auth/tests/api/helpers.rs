@@ -33,6 +33,10 @@ pub fn test_config(mongo: MongoSettings) -> Config {
         session: SessionSettings { jwt_key: random_jwt_key(), jwt_ttl: Duration::from_secs(900), cookie_secure: false },
         refresh: RefreshSettings { ttl: Duration::from_secs(3600), reuse_grace: Duration::from_secs(10) },
         signin_attempts_per_minute: 1000,
+        signup_attempts_per_minute: 1000,
+        signin_failures_per_account: 1000,
+        hash_queue: 64,
+        trusted_proxies: common::ratelimit::TrustedProxies::default(),
     }
 }
 
