@@ -346,7 +346,8 @@ def nats_docs():
             "volumeClaimTemplates": [
                 {
                     "metadata": {"name": "data"},
-                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}},
+                    # The three history streams reserve 512 MiB each (STREAM_HISTORY_MAX_BYTES).
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}},
                 }
             ],
         },

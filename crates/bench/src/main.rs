@@ -197,6 +197,7 @@ async fn rebuild(nats_url: &str, mongo_base: &str, events: usize) -> anyhow::Res
         )))
         .map_err(anyhow::Error::msg)?,
         startup_timeout: Duration::from_secs(20),
+        limits: common::events::StreamLimits::default(),
     };
     let bus = EventBus::connect(&nats, "bench").await?;
     for stream in
@@ -277,6 +278,7 @@ async fn rebuild(nats_url: &str, mongo_base: &str, events: usize) -> anyhow::Res
         database: database.clone(),
         startup_timeout: Duration::from_secs(20),
         retry_writes: true,
+        retention: common::retention::RetentionSettings::default(),
     };
     let config = query::Config {
         http: common::config::HttpSettings {
@@ -348,6 +350,7 @@ async fn duplicate(nats_url: &str, last: u64) -> anyhow::Result<()> {
         url: nats_url.to_owned(),
         namespace: common::events::Namespace::default(),
         startup_timeout: Duration::from_secs(10),
+        limits: common::events::StreamLimits::default(),
     };
     let bus = common::events::EventBus::connect(&settings, "duplicator").await?;
     let mut copied = 0u64;

@@ -92,6 +92,7 @@ pub async fn revocations(nats_url: &str, namespace: &str, count: usize) -> anyho
         url: nats_url.to_owned(),
         namespace: Namespace::new(Some(namespace)).map_err(anyhow::Error::msg)?,
         startup_timeout: Duration::from_secs(10),
+        limits: common::events::StreamLimits::default(),
     };
     let bus = EventBus::connect(&settings, "bench-revocations").await?;
     bus.ensure_stream(StreamName::Users).await?;

@@ -98,6 +98,8 @@ pub struct MongoSettings {
     /// writes). On by default; a service whose writes are all idempotent and redelivered
     /// by its listeners turns it off (see `query`).
     pub retry_writes: bool,
+    /// How long finished bookkeeping (sent outbox records, marks, locks) is kept.
+    pub retention: crate::retention::RetentionSettings,
 }
 
 impl MongoSettings {
@@ -110,6 +112,7 @@ impl MongoSettings {
             database,
             startup_timeout: env.seconds_or("STARTUP_TIMEOUT_SECONDS", 60)?,
             retry_writes: true,
+            retention: crate::retention::RetentionSettings::from_env(env)?,
         })
     }
 }

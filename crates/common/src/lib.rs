@@ -18,6 +18,7 @@ pub mod money;
 pub mod mongo;
 pub mod openapi;
 pub mod ratelimit;
+pub mod retention;
 pub mod revocation;
 pub mod service;
 pub mod session;

@@ -126,6 +126,8 @@ pub struct Backbone {
     listeners: ListenerContext,
     startup_timeout: std::time::Duration,
     revocation_feed: Option<crate::events::revocation_feed::RevocationFeed>,
+    pruner: crate::retention::Pruner,
+    streams: Vec<crate::events::StreamName>,
 }
 
 impl Backbone {
@@ -151,7 +153,25 @@ impl Backbone {
             metrics: crate::events::listener::ListenerMetrics::register(metrics.registry()),
         };
         let startup_timeout = mongo.startup_timeout.max(nats.startup_timeout);
-        Ok(Self { name, db, bus, metrics, listeners, startup_timeout, revocation_feed: None })
+        let pruner = crate::retention::Pruner::new(mongo.retention.clone(), metrics.registry());
+        Ok(Self {
+            name,
+            db,
+            bus,
+            metrics,
+            listeners,
+            startup_timeout,
+            revocation_feed: None,
+            pruner,
+            streams: streams.to_vec(),
+        })
+    }
+
+    /// Prunes `collection`'s documents whose date `field` is older than the retention
+    /// period (see [`crate::retention`]). The outbox's sent records are pruned without
+    /// asking.
+    pub fn prune(&mut self, collection: &str, field: &'static str) {
+        self.pruner.rule(self.db.collection(collection), field);
     }
 
     /// The token verifier for the service's extractors, refusing the tokens of users whose
@@ -186,7 +206,7 @@ impl Backbone {
     /// Wraps `api` in the platform stack (readiness on MongoDB and NATS), binds the port,
     /// and runs the relay of `outbox` beside it when the service publishes.
     pub async fn into_service(
-        self,
+        mut self,
         http: &HttpSettings,
         api: impl Into<crate::openapi::Api>,
         outbox: Option<&crate::events::outbox::Outbox>,
@@ -198,6 +218,7 @@ impl Backbone {
         if let Some(feed) = &self.revocation_feed {
             dependencies.push(crate::http::Dependency::Revocations(feed.health()));
         }
+        let fill = crate::events::StreamFill::register(self.metrics.registry());
         let platform = crate::http::Platform {
             settings: http.clone(),
             metrics: self.metrics.build(),
@@ -209,9 +230,16 @@ impl Backbone {
         if let Some(feed) = self.revocation_feed {
             service = service.with_task("revocation-feed", move |token| feed.follow(token));
         }
+        let (bus, streams) = (self.bus.clone(), self.streams.clone());
+        service = service.with_task("stream-fill", move |token| fill.watch(bus, streams, token));
+        let mut pruner = self.pruner;
         if let Some(outbox) = outbox {
+            pruner.rule(self.db.collection(crate::events::outbox::OUTBOX_COLLECTION), "sentAt");
             let relay = outbox.relay(self.bus);
             service = service.with_task("outbox-relay", move |token| relay.run(token));
+        }
+        if !pruner.is_empty() {
+            service = service.with_task("pruner", move |token| pruner.run(token));
         }
         Ok(service)
     }

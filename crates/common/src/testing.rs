@@ -30,6 +30,7 @@ pub fn fresh_mongo(prefix: &str) -> MongoSettings {
         database,
         startup_timeout: std::time::Duration::from_secs(20),
         retry_writes: true,
+        retention: crate::retention::RetentionSettings::default(),
     }
 }
 
@@ -124,6 +125,9 @@ pub fn fresh_nats() -> crate::events::NatsSettings {
         url: nats_url(),
         namespace: fresh_namespace(),
         startup_timeout: std::time::Duration::from_secs(20),
+        // Every test declares its own streams on one server, which would reserve each one's
+        // size limit: tests run without one (-1, the server's "unlimited").
+        limits: crate::events::StreamLimits { history_max_bytes: -1, ..Default::default() },
     }
 }
 

@@ -31,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
         url: nats_url.clone(),
         namespace: Namespace::new(args.get(2).map(String::as_str)).map_err(anyhow::Error::msg)?,
         startup_timeout: std::time::Duration::from_secs(10),
+        limits: common::events::StreamLimits::default(),
     };
     let bus = EventBus::connect(&nats, "audit").await?;
     let report = ops::audit(&dbs, ops::dead_letter_count(&bus).await?).await?;

@@ -133,6 +133,7 @@ impl Application {
             reset_consumers(&backbone.bus).await?;
         }
         store.ensure_indexes().await?;
+        backbone.prune("status_locks", "updatedAt");
         let listeners = backbone.listeners();
         let state = AppState { store: store.clone(), sessions: backbone.sessions(&config.session).await? };
         let service = backbone

@@ -382,7 +382,10 @@ async fn refresh_status(
     ticket_id: &str,
 ) -> mongodb::error::Result<()> {
     locks
-        .update_one(doc! { "_id": ticket_id }, doc! { "$inc": { "changes": 1 } })
+        .update_one(
+            doc! { "_id": ticket_id },
+            doc! { "$inc": { "changes": 1 }, "$set": { "updatedAt": bson::DateTime::now() } },
+        )
         .upsert(true)
         .session(&mut *session)
         .await?;

@@ -56,6 +56,7 @@ impl Application {
             Backbone::connect(SERVICE, &config.mongo, &config.nats, &streams, config.listener.clone()).await?;
         let store = Store::new(&backbone.db, Outbox::new(&backbone.db));
         store.ensure_indexes().await?;
+        backbone.prune("order_marks", "updatedAt");
         let listeners = backbone.listeners();
         let state = AppState { store: store.clone(), sessions: backbone.sessions(&config.session).await? };
         let api = Api::new(routes::routes(), state, SERVICE);

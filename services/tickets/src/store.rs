@@ -256,6 +256,9 @@ async fn mark_order(
     set: Document,
 ) -> mongodb::error::Result<OrderMark> {
     let options = FindOneAndUpdateOptions::builder().upsert(true).return_document(ReturnDocument::After).build();
+    let mut set = set;
+    // When the mark was last needed: pruned after the retention period (common::retention).
+    set.insert("updatedAt", bson::DateTime::now());
     let mark = marks
         .find_one_and_update(doc! { "_id": order_id }, doc! { "$set": set })
         .with_options(options)

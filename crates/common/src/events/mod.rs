@@ -56,6 +56,11 @@ impl StreamName {
         }
     }
 
+    /// Whether `query rebuild` replays the stream from its start (so nothing may age out).
+    pub const fn is_history(self) -> bool {
+        matches!(self, Self::Tickets | Self::Orders | Self::Payments)
+    }
+
     /// The subject filter the stream captures, without namespace (`ticket.>`).
     pub const fn filter(self) -> &'static str {
         match self {
@@ -351,16 +356,42 @@ pub struct NatsSettings {
     pub namespace: Namespace,
     /// How long start-up waits for the server (`STARTUP_TIMEOUT_SECONDS`, default 60).
     pub startup_timeout: Duration,
+    pub limits: StreamLimits,
+}
+
+/// How big the streams may grow (see [`EventBus::stream_config`]).
+#[derive(Debug, Clone)]
+pub struct StreamLimits {
+    /// The history streams (`TICKETS`, `ORDERS`, `PAYMENTS`), which `query rebuild`
+    /// replays from the start: kept whole up to this size, then new events are refused
+    /// (the outboxes hold them) rather than old ones dropped
+    /// (`STREAM_HISTORY_MAX_BYTES`, default 512 MiB, about two million events each). The
+    /// server reserves this much per stream: the three must fit its storage.
+    pub history_max_bytes: i64,
+    /// The other streams (`EXPIRATION`, `USERS`, `DEADLETTER`) keep this long
+    /// (`STREAM_MAX_AGE_SECONDS`, default 30 days): nobody replays them from the start.
+    pub max_age: Duration,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        Self { history_max_bytes: 512 * 1024 * 1024, max_age: Duration::from_secs(30 * 24 * 3600) }
+    }
 }
 
 impl NatsSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let namespace = Namespace::new(env.get("EVENT_NAMESPACE"))
             .map_err(|reason| ConfigError::Invalid { name: "EVENT_NAMESPACE", reason })?;
+        let defaults = StreamLimits::default();
         Ok(Self {
             url: env.required("NATS_URL")?.to_owned(),
             namespace,
             startup_timeout: env.seconds_or("STARTUP_TIMEOUT_SECONDS", 60)?,
+            limits: StreamLimits {
+                history_max_bytes: env.parse_or("STREAM_HISTORY_MAX_BYTES", defaults.history_max_bytes)?,
+                max_age: env.seconds_or("STREAM_MAX_AGE_SECONDS", defaults.max_age.as_secs())?,
+            },
         })
     }
 }
@@ -371,6 +402,7 @@ pub struct EventBus {
     client: async_nats::Client,
     jetstream: jetstream::Context,
     namespace: Namespace,
+    limits: StreamLimits,
 }
 
 /// How long a publish waits for the server's acknowledgement.
@@ -388,7 +420,11 @@ impl EventBus {
                 .max_reconnects(None)
                 .connection_timeout(Duration::from_secs(2));
             match options.connect(settings.url.as_str()).await {
-                Ok(client) => return Ok(Self::new(client, settings.namespace.clone())),
+                Ok(client) => {
+                    let mut bus = Self::new(client, settings.namespace.clone());
+                    bus.limits = settings.limits.clone();
+                    return Ok(bus);
+                }
                 Err(err) if tokio::time::Instant::now() + pause < deadline => {
                     tracing::warn!(error = %err, retry_in = ?pause, "NATS not reachable yet");
                     tokio::time::sleep(pause).await;
@@ -401,7 +437,7 @@ impl EventBus {
 
     pub fn new(client: async_nats::Client, namespace: Namespace) -> Self {
         let jetstream = jetstream::ContextBuilder::new().timeout(PUBLISH_ACK_TIMEOUT).build(client.clone());
-        Self { client, jetstream, namespace }
+        Self { client, jetstream, namespace, limits: StreamLimits::default() }
     }
 
     pub fn client(&self) -> &async_nats::Client {
@@ -416,10 +452,12 @@ impl EventBus {
         &self.namespace
     }
 
-    /// The stream's configuration: file storage, full history kept (the query service
-    /// rebuilds from it), a ten-minute deduplication window for `Nats-Msg-Id`.
+    /// The stream's configuration: file storage, a ten-minute deduplication window for
+    /// `Nats-Msg-Id`, and its limits: a history stream (which `query rebuild` replays) is
+    /// kept whole up to its size limit, and then refuses new events rather than dropping
+    /// old ones; the others age out ([`StreamLimits`]).
     pub fn stream_config(&self, stream: StreamName) -> stream::Config {
-        stream::Config {
+        let mut config = stream::Config {
             name: self.namespace.stream(stream),
             subjects: vec![self.namespace.subject(stream.filter())],
             storage: stream::StorageType::File,
@@ -427,7 +465,16 @@ impl EventBus {
             duplicate_window: Duration::from_secs(600),
             allow_direct: true,
             ..Default::default()
+        };
+        if stream.is_history() {
+            config.max_bytes = self.limits.history_max_bytes;
+            if config.max_bytes > 0 {
+                config.discard = stream::DiscardPolicy::New;
+            }
+        } else {
+            config.max_age = self.limits.max_age;
         }
+        config
     }
 
     /// Creates the stream, or applies the configuration to an existing one.
@@ -467,9 +514,77 @@ impl EventBus {
     }
 }
 
+/// How full the history streams are (`event_stream_fill_ratio{stream}`, bytes over the
+/// size limit): an alert fires well before a stream refuses events.
+#[derive(Clone, Debug, Default)]
+pub struct StreamFill {
+    ratio: prometheus_client::metrics::family::Family<
+        StreamLabel,
+        prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+    >,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct StreamLabel {
+    stream: &'static str,
+}
+
+impl StreamFill {
+    pub fn register(registry: &mut prometheus_client::registry::Registry) -> Self {
+        let fill = Self::default();
+        registry.register(
+            "event_stream_fill_ratio",
+            "Bytes stored over the size limit, per history stream this service declares",
+            fill.ratio.clone(),
+        );
+        fill
+    }
+
+    /// Updates the ratios every 30 s until `shutdown`.
+    pub async fn watch(self, bus: EventBus, streams: Vec<StreamName>, shutdown: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => break,
+            }
+            for stream in streams.iter().copied().filter(|s| s.is_history()) {
+                let Ok(mut handle) = bus.jetstream.get_stream(bus.namespace.stream(stream)).await else { continue };
+                if let Ok(info) = handle.info().await
+                    && info.config.max_bytes > 0
+                {
+                    let ratio = info.state.bytes as f64 / info.config.max_bytes as f64;
+                    self.ratio.get_or_create(&StreamLabel { stream: stream.as_str() }).set(ratio);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn history_streams_keep_everything_up_to_their_size_and_the_others_age_out() {
+        // A client that never connected is enough to build configurations.
+        let client = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect("nats://127.0.0.1:1")
+            .await
+            .expect("a lazy client");
+        let mut bus = EventBus::new(client, Namespace::default());
+        bus.limits = StreamLimits { history_max_bytes: 1_000_000, max_age: Duration::from_secs(3600) };
+
+        let tickets = bus.stream_config(StreamName::Tickets);
+        let users = bus.stream_config(StreamName::Users);
+
+        assert_eq!((tickets.max_bytes, tickets.discard), (1_000_000, stream::DiscardPolicy::New));
+        assert_eq!(tickets.max_age, Duration::ZERO, "history never ages out");
+        assert_eq!(users.max_age, Duration::from_secs(3600));
+        assert!(StreamName::Orders.is_history() && StreamName::Payments.is_history());
+        assert!(!StreamName::Expiration.is_history() && !StreamName::DeadLetter.is_history());
+    }
 
     #[test]
     fn payloads_use_the_spec_camel_case_names() {

@@ -45,7 +45,11 @@ pub async fn spawn_app() -> TestApp {
 
 /// The app reaches NATS through a proxy the test can cut.
 pub async fn spawn_app_behind_nats_proxy() -> TestApp {
-    let mut config = test_config();
+    spawn_app_behind_nats_proxy_with(test_config()).await
+}
+
+/// As [`spawn_app_behind_nats_proxy`], with `config`.
+pub async fn spawn_app_behind_nats_proxy_with(mut config: Config) -> TestApp {
     let target = config.nats.url.trim_start_matches("nats://").to_owned();
     let proxy = TcpProxy::start(&target).await.expect("a proxy");
     config.nats.url = format!("nats://{}", proxy.addr());

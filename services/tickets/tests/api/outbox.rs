@@ -1,4 +1,5 @@
 use std::collections::HashSet;
+use std::time::Duration;
 
 use common::events::outbox::Outbox;
 use common::events::{StreamName, TicketCreated};
@@ -84,4 +85,62 @@ async fn a_write_whose_instance_stopped_before_publishing_is_published_by_the_ne
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(read_stream(&next.bus, StreamName::Tickets, "ticket.created").await.len(), 1, "published exactly once");
     assert!(Outbox::new(&next.db).pending(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn sent_outbox_records_and_old_marks_are_pruned_after_the_retention_but_pending_records_stay() {
+    let mut config = crate::helpers::test_config();
+    config.mongo.retention =
+        common::retention::RetentionSettings { keep: Duration::from_secs(3600), interval: Duration::from_millis(100) };
+    let app = crate::helpers::spawn(config, None).await;
+    let old = bson::DateTime::from_millis(bson::DateTime::now().timestamp_millis() - 2 * 3600 * 1000);
+    let outbox = app.db.collection::<bson::Document>("outbox");
+    let marks = app.db.collection::<bson::Document>("order_marks");
+    outbox
+        .insert_many([
+            bson::doc! {"_id": "sent-long-ago", "subject": "ticket.created", "payload": "{}", "createdAt": old, "sentAt": old},
+            bson::doc! {"_id": "sent-now", "subject": "ticket.created", "payload": "{}", "createdAt": old, "sentAt": bson::DateTime::now()},
+        ])
+        .await
+        .unwrap();
+    marks
+        .insert_many([
+            bson::doc! {"_id": "old-order", "cancelled": true, "updatedAt": old},
+            bson::doc! {"_id": "recent-order", "cancelled": true, "updatedAt": bson::DateTime::now()},
+        ])
+        .await
+        .unwrap();
+
+    let pruned = common::testing::eventually(WAIT, || async {
+        let left = outbox.count_documents(bson::doc! {"_id": "sent-long-ago"}).await.unwrap()
+            + marks.count_documents(bson::doc! {"_id": "old-order"}).await.unwrap();
+        (left == 0).then_some(())
+    })
+    .await;
+
+    assert!(pruned.is_some(), "what is past the retention is deleted");
+    assert_eq!(outbox.count_documents(bson::doc! {"_id": "sent-now"}).await.unwrap(), 1);
+    assert_eq!(marks.count_documents(bson::doc! {"_id": "recent-order"}).await.unwrap(), 1);
+    let metrics = app.metrics().await;
+    assert!(metrics.contains(r#"documents_pruned_total{collection="outbox"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"documents_pruned_total{collection="order_marks"} 1"#), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_pending_record_is_never_pruned_however_old() {
+    let mut config = crate::helpers::test_config();
+    config.mongo.retention =
+        common::retention::RetentionSettings { keep: Duration::from_secs(1), interval: Duration::from_millis(50) };
+    let app = crate::helpers::spawn_app_behind_nats_proxy_with(config).await;
+    app.nats_proxy.as_ref().unwrap().cut();
+    let (_, cookie) = app.user();
+    let ticket = app.create_ticket(&cookie, "kept", 10.0).await;
+
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+
+    let pending =
+        app.db.collection::<bson::Document>("outbox").count_documents(bson::doc! {"sentAt": null}).await.unwrap();
+    assert_eq!(pending, 1, "the unsent event of {} waits for NATS, however long", ticket["id"]);
+    app.nats_proxy.as_ref().unwrap().restore();
+    assert_eq!(app.ticket_events("ticket.created", 1).await.len(), 1);
 }
