@@ -295,6 +295,8 @@ async fn rebuild(nats_url: &str, mongo_base: &str, events: usize) -> anyhow::Res
             cookie_secure: false,
         },
         listener: query::config::listener_settings(),
+        // A replay for the measurement: nobody watches the live feed.
+        live_feed: false,
     };
     let db =
         mongodb::Client::with_uri_str(common::config::with_database(mongo_base, &database)).await?.database(&database);

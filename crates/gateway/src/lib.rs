@@ -93,9 +93,13 @@ struct Gateway {
 
 /// The gateway's router: every request is routed by the Ingress table.
 pub fn router(config: &Config) -> anyhow::Result<Router> {
+    // No overall timeout: a response may be a live stream (Server-Sent Events). A backend
+    // that stops answering is still caught: nothing read for a minute ends the response
+    // (the feed sends a heartbeat every 15 s).
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(Duration::from_secs(60))
         .build()?;
     for route in config.routes.routes() {
         if !config.backends.contains_key(&route.service) {
@@ -151,8 +155,8 @@ async fn proxy(
         })?;
     let status = upstream.status();
     let headers = strip_hop_by_hop(upstream.headers());
-    let body = upstream.bytes().await.map_err(|e| ApiError::unavailable(anyhow::Error::new(e)))?;
-    let mut response = (status, Body::from(body)).into_response();
+    // Streamed through as it arrives, so a live stream is not held back.
+    let mut response = (status, Body::from_stream(upstream.bytes_stream())).into_response();
     *response.headers_mut() = headers;
     Ok(response)
 }

@@ -128,6 +128,7 @@ pub async fn query(
             nats: nats.clone(),
             session: session.clone(),
             listener: fast_listener_settings(),
+            live_feed: true,
         }),
         stop
     )

@@ -15,6 +15,9 @@ pub struct Config {
     pub session: SessionSettings,
     /// Retry policy of the listeners (defaults; tests shorten it).
     pub listener: ListenerSettings,
+    /// Publish ticket changes on the live feed (`GET /api/query/tickets/events`); off only
+    /// for tools that replay history and serve nobody.
+    pub live_feed: bool,
 }
 
 impl Config {
@@ -27,6 +30,7 @@ impl Config {
             nats: NatsSettings::from_env(env)?,
             http: HttpSettings::from_env(env, DEFAULT_PORT)?,
             listener: listener_settings(),
+            live_feed: true,
         })
     }
 }

@@ -14,6 +14,7 @@
 //! platform with `dev/up` (see the README).
 
 pub mod config;
+pub mod feed;
 pub mod listeners;
 pub mod routes;
 pub mod store;
@@ -50,6 +51,8 @@ pub const SUBJECTS: [Subject; 6] = [
 pub struct AppState {
     pub store: Store,
     pub sessions: Sessions,
+    /// The live ticket feed, as this replica follows it.
+    pub feed: feed::Feed,
 }
 
 impl FromRef<AppState> for Sessions {
@@ -135,16 +138,21 @@ impl Application {
         store.ensure_indexes().await?;
         backbone.prune("status_locks", "updatedAt");
         let listeners = backbone.listeners();
-        let state = AppState { store: store.clone(), sessions: backbone.sessions(&config.session).await? };
+        let live = feed::Feed::default();
+        let publisher = config.live_feed.then(|| feed::FeedPublisher::new(backbone.bus.clone(), store.clone()));
+        let state =
+            AppState { store: store.clone(), sessions: backbone.sessions(&config.session).await?, feed: live.clone() };
+        let bus = backbone.bus.clone();
         let service = backbone
             .into_service(&config.http, Api::new(routes::routes(), state, SERVICE), None)
             .await?
-            .with_listener(&listeners, TicketCreatedHandler { store: store.clone() })
-            .with_listener(&listeners, TicketUpdatedHandler { store: store.clone() })
-            .with_listener(&listeners, OrderCreatedHandler { store: store.clone() })
-            .with_listener(&listeners, OrderCancelledHandler { store: store.clone() })
-            .with_listener(&listeners, OrderCompletedHandler { store: store.clone() })
-            .with_listener(&listeners, PaymentCreatedHandler { store });
+            .with_task("ticket-feed", move |token| live.follow(bus, token))
+            .with_listener(&listeners, TicketCreatedHandler { store: store.clone(), feed: publisher.clone() })
+            .with_listener(&listeners, TicketUpdatedHandler { store: store.clone(), feed: publisher.clone() })
+            .with_listener(&listeners, OrderCreatedHandler { store: store.clone(), feed: publisher.clone() })
+            .with_listener(&listeners, OrderCancelledHandler { store: store.clone(), feed: publisher.clone() })
+            .with_listener(&listeners, OrderCompletedHandler { store: store.clone(), feed: publisher.clone() })
+            .with_listener(&listeners, PaymentCreatedHandler { store, feed: None });
         Ok(Self { service })
     }
 

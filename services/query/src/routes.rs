@@ -16,13 +16,18 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::StreamExt;
+
 use crate::AppState;
+use crate::feed::{FeedFilter, Item};
 use crate::store::{OrderView, PaymentView, TicketFilter, TicketStatus, TicketView, words};
 
 /// The routes, each with its OpenAPI description.
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_tickets))
+        .routes(routes!(ticket_events))
         .routes(routes!(show_ticket))
         .routes(routes!(list_orders))
         .routes(routes!(show_order))
@@ -76,6 +81,79 @@ impl TryFrom<TicketView> for TicketItem {
             order_id: t.order_id,
         })
     }
+}
+
+/// The live feed's filter: `ids` (comma-separated ticket ids: every change of those
+/// tickets), else `status` and `q` as in the listing (tickets that now match them).
+fn feed_filter(params: &HashMap<String, String>) -> Result<FeedFilter, ApiError> {
+    let mut errors = Vec::new();
+    let status = match params.get("status").map(String::as_str) {
+        None => None,
+        Some(raw) => TicketStatus::parse(raw).or_else(|| {
+            errors.push(ErrorItem::field("status", "Status must be available, reserved or sold"));
+            None
+        }),
+    };
+    let search = params.get("q").map(String::as_str).unwrap_or_default();
+    if search.chars().count() > MAX_SEARCH {
+        errors.push(ErrorItem::field("q", format!("Search at most {MAX_SEARCH} characters")));
+    }
+    let ids = params
+        .get("ids")
+        .map(|raw| raw.split(',').map(str::trim).filter(|id| !id.is_empty()).map(str::to_owned).collect::<Vec<_>>());
+    if ids.as_ref().is_some_and(|ids| ids.len() > MAX_LIMIT as usize || ids.iter().any(|id| id.len() > 64)) {
+        errors.push(ErrorItem::field("ids", format!("At most {MAX_LIMIT} ticket ids")));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    Ok(FeedFilter { status, words: words(search), ids })
+}
+
+/// How often an idle stream carries a comment, so proxies do not close it.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Ticket changes as they happen, as Server-Sent Events.
+///
+/// Each event is `event: ticket`, `id: <sequence>`, `data: {id,title,price,status,version,orderId?}`.
+/// Reconnecting with `Last-Event-ID` resumes after that change; a client too far behind,
+/// or too slow to read, gets `event: reload` and the stream ends. A comment every 15 s
+/// keeps idle connections open through proxies.
+#[utoipa::path(
+    get,
+    path = "/api/query/tickets/events",
+    operation_id = "ticketEvents",
+    tag = "query",
+    params(
+        ("ids" = Option<String>, Query, description = "Comma-separated ticket ids: every change of these tickets"),
+        ("status" = Option<TicketStatus>, Query, description = "Without ids: tickets that now have this status"),
+        ("q" = Option<String>, Query, max_length = 200, description = "Without ids: tickets whose title has these words"),
+        ("Last-Event-ID" = Option<String>, Header, description = "The last change seen: resume after it"),
+    ),
+    responses(
+        (status = 200, description = "A stream of `ticket` events (text/event-stream)", content_type = "text/event-stream",
+            body = String),
+        (status = 400, description = "A bad parameter", body = ErrorEnvelope),
+    )
+)]
+async fn ticket_events(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: axum::http::HeaderMap,
+) -> Result<Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
+    let filter = feed_filter(&params)?;
+    let last_seen =
+        headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    let stream = state.feed.items(filter, last_seen).filter_map(|item| async move {
+        match item {
+            Item::Change(change) => {
+                Event::default().event("ticket").id(change.seq.to_string()).json_data(change.change.as_ref()).ok()
+            }
+            Item::Reload => Some(Event::default().event("reload").data("reload")),
+        }
+    });
+    let stream = stream.map(Ok);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT)))
 }
 
 /// One page of tickets.

@@ -326,9 +326,14 @@ impl Namespace {
     }
 
     pub fn stream(&self, stream: StreamName) -> String {
+        self.stream_name(stream.as_str())
+    }
+
+    /// A stream of a service's own (not one of the event streams), namespaced alike.
+    pub fn stream_name(&self, name: &str) -> String {
         match &self.0 {
-            Some(ns) => format!("{}_{}", ns.to_uppercase(), stream.as_str()),
-            None => stream.as_str().to_owned(),
+            Some(ns) => format!("{}_{name}", ns.to_uppercase()),
+            None => name.to_owned(),
         }
     }
 

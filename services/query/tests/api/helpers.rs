@@ -35,6 +35,7 @@ pub fn test_config(mongo: MongoSettings, nats: NatsSettings) -> Config {
         nats,
         session: test_session_settings(),
         listener: fast_listener_settings(),
+        live_feed: true,
     }
 }
 

@@ -5,6 +5,7 @@
 mod access;
 mod end_to_end;
 mod events;
+mod feed;
 mod helpers;
 mod pagination;
 mod rebuild;
