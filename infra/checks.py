@@ -25,7 +25,16 @@ KNOWN_KINDS = {
     ("policy/v1", "PodDisruptionBudget"),
     ("networking.k8s.io/v1", "Ingress"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
 }
+# cert-manager's kinds: custom resources, which kubernetes-validate has no schema for;
+# check_crds holds their required fields instead.
+CRD_KINDS = {
+    ("cert-manager.io/v1", "Certificate"),
+    ("cert-manager.io/v1", "Issuer"),
+    ("cert-manager.io/v1", "ClusterIssuer"),
+}
+KNOWN_KINDS |= CRD_KINDS
 WORKLOADS = {"Deployment", "StatefulSet"}
 PATH_TYPES = {"Exact", "Prefix", "ImplementationSpecific"}
 # Images not built here must name a version.
@@ -68,6 +77,11 @@ def _matches(selector, labels):
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
+# Pods that other controllers create in the namespace, which a NetworkPolicy may select:
+# cert-manager's HTTP-01 solvers.
+EXTERNAL_POD_LABELS = [{"acme.cert-manager.io/http01-solver": "true"}]
+
+
 def _template_labels(docs):
     return {
         name_of(d): d["spec"]["template"]["metadata"].get("labels", {}) for d in docs if d.get("kind") in WORKLOADS
@@ -94,7 +108,11 @@ def check_selectors(docs):
                 for peer in rule.get("from", []):
                     if "podSelector" in peer:
                         selectors.append(("from.podSelector", peer["podSelector"].get("matchLabels", {})))
+        if kind == "NetworkPolicy" and spec.get("podSelector") == {}:
+            selectors = selectors[1:]  # {}: every pod of the namespace (the default deny)
         for where, selector in selectors:
+            if selector in EXTERNAL_POD_LABELS:
+                continue
             if not any(_matches(selector, labels) for labels in templates.values()):
                 errors.append(f"{name_of(d)}: {where} {selector} selects no pod")
     return errors
@@ -128,10 +146,21 @@ def check_ingress(docs):
     return errors
 
 
+def secrets_created_by(text):
+    """The secrets a shell text creates: `kubectl create secret generic NAME`, also inside
+    `for VAR in A B; do ... generic "name-$VAR" ...; done` (one name per value)."""
+    names = set(re.findall(r"kubectl create secret generic ([a-z0-9-]+)(?![a-z0-9$-])", text))
+    for var, values, body in re.findall(r"for (\w+) in ([a-z0-9 -]+); do(.*?)done", text, re.DOTALL):
+        for prefix, suffix in re.findall(
+            r'kubectl create secret generic "?([a-z0-9-]*)\$\{?' + var + r'\}?([a-z0-9-]*)"?', body
+        ):
+            names |= {f"{prefix}{value}{suffix}" for value in values.split()}
+    return names
+
+
 def documented_secrets():
-    """The secrets the README tells operators to create (`kubectl create secret generic NAME`)."""
-    readme = (ROOT / "README.md").read_text()
-    return set(re.findall(r"kubectl create secret generic ([a-z0-9-]+)", readme))
+    """The secrets the README tells operators to create."""
+    return secrets_created_by((ROOT / "README.md").read_text())
 
 
 def _containers(doc):
@@ -149,6 +178,11 @@ def check_secret_refs(docs, documented):
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
                 if ref and ref["name"] not in documented | generated:
                     errors.append(f"{name_of(d)}: env {env['name']} names undocumented secret {ref['name']!r}")
+        if d.get("kind") in WORKLOADS:
+            for volume in d["spec"]["template"]["spec"].get("volumes", []):
+                name = volume.get("secret", {}).get("secretName")
+                if name and name not in documented | generated:
+                    errors.append(f"{name_of(d)}: volume {volume['name']} names undocumented secret {name!r}")
     return errors
 
 
@@ -229,11 +263,19 @@ def check_skaffold(skaffold, services):
     return errors
 
 
+def without_crds(text):
+    """The documents of a manifest that are not custom resources, as YAML."""
+    docs = [d for d in load_docs(text) if (d.get("apiVersion"), d.get("kind")) not in CRD_KINDS]
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
 def check_schema(texts):
-    """kubernetes-validate, strict (unknown fields, unknown kinds/versions fail)."""
+    """kubernetes-validate, strict (unknown fields fail). It has no schema for custom
+    resources (cert-manager's) and only warns about them, so they are left out here and
+    checked by check_crds; check_known_kinds refuses any other unknown kind."""
     errors = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n, text in enumerate(texts):
+        for n, text in enumerate(map(without_crds, texts)):
             path = pathlib.Path(tmp) / f"doc{n}.yaml"
             path.write_text(text)
             out = subprocess.run(
@@ -689,7 +731,28 @@ def check_prod_overlay(kustomization, services):
             errors.append(f"prod overlay: images entry {name} is not a service")
         if not entry.get("digest") and entry.get("newTag", "latest") == "latest":
             errors.append(f"prod overlay: {name} would deploy the moving tag latest")
+        if entry.get("newName"):
+            errors.append(
+                f"prod overlay: {name} names a registry; the release's REGISTRY (infra/rollout) is the one place for it"
+            )
     return errors
+
+
+def check_prod_secrets_documented(docs, kustomization_text):
+    """The prod overlay's comments name every Secret production reads."""
+    referenced = set()
+    for d in docs:
+        for container in _containers(d):
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    referenced.add(ref["name"])
+    comments = "\n".join(line for line in kustomization_text.splitlines() if line.lstrip().startswith("#"))
+    return [
+        f"prod overlay: its comments do not document the secret {name}"
+        for name in sorted(referenced)
+        if not re.search(r"\b" + re.escape(name) + r"\b", comments)
+    ]
 
 
 def check_payments_provider(docs):
@@ -710,15 +773,299 @@ def check_payments_provider(docs):
     return errors
 
 
+def _env(container):
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def _find(docs, kind, name):
+    return next((d for d in docs if d.get("kind") == kind and d["metadata"]["name"] == name), None)
+
+
+def _pod_labels(doc):
+    return doc["spec"]["template"]["metadata"].get("labels", {})
+
+
+def _budget_for(docs, doc):
+    return any(
+        d.get("kind") == "PodDisruptionBudget"
+        and _matches(d["spec"].get("selector", {}).get("matchLabels", {}), _pod_labels(doc))
+        for d in docs
+    )
+
+
+def _required_anti_affinity(doc):
+    terms = (
+        doc["spec"]["template"]["spec"]
+        .get("affinity", {})
+        .get("podAntiAffinity", {})
+        .get("requiredDuringSchedulingIgnoredDuringExecution", [])
+    )
+    return any(
+        t.get("topologyKey") == "kubernetes.io/hostname"
+        and _matches(t.get("labelSelector", {}).get("matchLabels", {}), _pod_labels(doc))
+        for t in terms
+    )
+
+
+def check_env_expansion(docs):
+    """Kubernetes expands `$(VAR)` only with variables listed before it: a URI built
+    from a password listed after it would carry the literal `$(MONGO_PASSWORD)`."""
+    errors = []
+    for d in docs:
+        for container in _containers(d):
+            seen = set()
+            for env in container.get("env", []):
+                for ref in re.findall(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", env.get("value", "")):
+                    if ref not in seen:
+                        errors.append(f"{name_of(d)}: env {env['name']} uses $({ref}) before {ref} is defined")
+                seen.add(env["name"])
+    return errors
+
+
+def check_nats_auth(docs):
+    """NATS requires a user: its configuration has users and no anonymous access, and each
+    service connects as itself with a password from a Secret."""
+    errors = []
+    config = _find(docs, "ConfigMap", "nats-config")
+    text = (config or {}).get("data", {}).get("nats.conf", "")
+    if "authorization {" not in text or "no_auth_user" in text:
+        errors.append("ConfigMap/nats-config: NATS must require authentication (users, no no_auth_user)")
+    for d in docs:
+        if d.get("kind") != "Deployment":
+            continue
+        for container in _containers(d):
+            env = _env(container)
+            if "NATS_URL" not in env:
+                continue
+            if not env["NATS_URL"].get("value", "").startswith("nats://$(NATS_USER):$(NATS_PASSWORD)@"):
+                errors.append(f"{name_of(d)}: NATS_URL must carry $(NATS_USER):$(NATS_PASSWORD)")
+            ref = env.get("NATS_PASSWORD", {}).get("valueFrom", {}).get("secretKeyRef")
+            if not ref or ref.get("optional") or env.get("NATS_USER", {}).get("value") != ref.get("key"):
+                errors.append(f"{name_of(d)}: NATS_PASSWORD must come from a Secret, under the key of NATS_USER")
+    return errors
+
+
+def check_topology_spread(docs):
+    """Every Deployment spreads its pods over nodes (a hard constraint on the hostname)."""
+    errors = []
+    for d in docs:
+        if d.get("kind") != "Deployment":
+            continue
+        constraints = d["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
+        if not any(
+            c.get("topologyKey") == "kubernetes.io/hostname"
+            and c.get("whenUnsatisfiable") == "DoNotSchedule"
+            and _matches(c.get("labelSelector", {}).get("matchLabels", {}), _pod_labels(d))
+            for c in constraints
+        ):
+            errors.append(f"{name_of(d)}: no topology spread over nodes (kubernetes.io/hostname, DoNotSchedule)")
+    return errors
+
+
+def _policies(docs, labels, direction):
+    return [
+        d
+        for d in docs
+        if d.get("kind") == "NetworkPolicy"
+        and direction in d["spec"].get("policyTypes", [])
+        and (d["spec"].get("podSelector") == {} or _matches(d["spec"]["podSelector"].get("matchLabels", {}), labels))
+    ]
+
+
+def _allows(docs, labels, direction, peer_labels, port):
+    key = "from" if direction == "Ingress" else "to"
+    for policy in _policies(docs, labels, direction):
+        for rule in policy["spec"].get(direction.lower(), []):
+            ports = rule.get("ports")
+            if ports and not any(p.get("port") == port for p in ports):
+                continue
+            peers = rule.get(key)
+            if not peers or any(
+                "podSelector" in p
+                and "namespaceSelector" not in p
+                and _matches(p["podSelector"].get("matchLabels", {}), peer_labels)
+                for p in peers
+            ):
+                return True
+    return False
+
+
+def check_network_policies(docs):
+    """A default deny of ingress and egress, and the paths the platform needs open: each
+    service to its MongoDB and to NATS (both ends), DNS for every workload."""
+    errors = []
+    if not any(
+        d.get("kind") == "NetworkPolicy"
+        and d["spec"].get("podSelector") == {}
+        and set(d["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
+        and not d["spec"].get("ingress")
+        and not d["spec"].get("egress")
+        for d in docs
+    ):
+        errors.append("no default-deny NetworkPolicy (podSelector {}, Ingress and Egress, no rules)")
+    pods = {d["metadata"]["name"]: _pod_labels(d) for d in docs if d.get("kind") in WORKLOADS}
+    for d in docs:
+        if d.get("kind") != "Deployment":
+            continue
+        name, labels = d["metadata"]["name"], _pod_labels(d)
+        env = {k for c in _containers(d) for k in _env(c)}
+        targets = []
+        if "MONGO_URI" in env:
+            targets.append((f"mongo-{name}", 27017))
+        if "NATS_URL" in env:
+            targets.append(("nats", 4222))
+        for target, port in targets:
+            if target not in pods:
+                errors.append(f"{name_of(d)}: {target} does not exist")
+                continue
+            if not _allows(docs, labels, "Egress", pods[target], port):
+                errors.append(f"{name_of(d)}: no NetworkPolicy lets it open {target}:{port}")
+            if not _allows(docs, pods[target], "Ingress", labels, port):
+                errors.append(f"{name_of(d)}: no NetworkPolicy lets {target} accept it on {port}")
+    for name, labels in pods.items():
+        dns = any(
+            any(p.get("port") == 53 for p in rule.get("ports", []))
+            for policy in _policies(docs, labels, "Egress")
+            for rule in policy["spec"].get("egress", [])
+        )
+        if not dns:
+            errors.append(f"{name}: no NetworkPolicy lets it resolve names (egress to port 53)")
+    return errors
+
+
+def check_crds(docs):
+    """The required fields of cert-manager's resources, which kubernetes-validate cannot
+    check (no schema for custom resources)."""
+    errors = []
+    issuers = {(d["kind"], d["metadata"]["name"]) for d in docs if d.get("kind") in ("Issuer", "ClusterIssuer")}
+    for d in docs:
+        kind, spec = d.get("kind"), d.get("spec", {})
+        if kind == "Certificate":
+            if not spec.get("secretName") or not spec.get("dnsNames"):
+                errors.append(f"{name_of(d)}: needs spec.secretName and spec.dnsNames")
+            ref = spec.get("issuerRef", {})
+            if (ref.get("kind", "Issuer"), ref.get("name")) not in issuers:
+                errors.append(f"{name_of(d)}: issuerRef {ref} names no Issuer or ClusterIssuer here")
+        if kind in ("Issuer", "ClusterIssuer"):
+            types = [t for t in ("selfSigned", "acme", "ca", "vault", "venafi") if t in spec]
+            if len(types) != 1:
+                errors.append(f"{name_of(d)}: needs exactly one issuer type, has {types}")
+            acme = spec.get("acme")
+            if acme is not None:
+                for field in ("server", "email"):
+                    if not acme.get(field):
+                        errors.append(f"{name_of(d)}: acme.{field} is required")
+                if "@" not in str(acme.get("email", "")):
+                    errors.append(f"{name_of(d)}: acme.email is not an e-mail address")
+                if not acme.get("privateKeySecretRef", {}).get("name") or not acme.get("solvers"):
+                    errors.append(f"{name_of(d)}: acme needs privateKeySecretRef.name and solvers")
+    return errors
+
+
+def check_tls(docs, production):
+    """Every Ingress host is served over HTTPS with a certificate cert-manager issues, plain
+    HTTP redirects; production's certificate comes from an ACME (public) issuer."""
+    errors = []
+    certificates = {d["spec"].get("secretName"): d for d in docs if d.get("kind") == "Certificate"}
+    for d in docs:
+        if d.get("kind") != "Ingress":
+            continue
+        annotations = d["metadata"].get("annotations", {})
+        if annotations.get("nginx.ingress.kubernetes.io/force-ssl-redirect") != "true":
+            errors.append(f"{name_of(d)}: plain HTTP must redirect (force-ssl-redirect: \"true\")")
+        hosts = {r.get("host") for r in d["spec"].get("rules", [])}
+        for host in sorted(hosts):
+            tls = [t for t in d["spec"].get("tls", []) if host in t.get("hosts", [])]
+            if not tls:
+                errors.append(f"{name_of(d)}: host {host} has no TLS")
+                continue
+            certificate = certificates.get(tls[0].get("secretName"))
+            if certificate is None or host not in certificate["spec"].get("dnsNames", []):
+                errors.append(f"{name_of(d)}: no Certificate for {host} in secret {tls[0].get('secretName')!r}")
+            elif production:
+                ref = certificate["spec"].get("issuerRef", {})
+                issuer = _find(docs, ref.get("kind", "Issuer"), ref.get("name"))
+                if issuer is None or "acme" not in issuer.get("spec", {}):
+                    errors.append(f"{name_of(certificate)}: production certificates come from an ACME issuer")
+    return errors
+
+
+def check_production(docs):
+    """No single point of failure: NATS and every MongoDB with 3 members on different
+    nodes, authentication on both, every stream on 3 NATS nodes, an HPA (which owns the
+    replica count) and a PodDisruptionBudget per service, Secure cookies."""
+    errors = []
+    nats = _find(docs, "StatefulSet", "nats")
+    config = (_find(docs, "ConfigMap", "nats-config") or {}).get("data", {}).get("nats.conf", "")
+    replicas = nats["spec"].get("replicas", 1) if nats else 0
+    if replicas < 3:
+        errors.append(f"StatefulSet/nats: {replicas} node(s); production runs a JetStream cluster of 3")
+    if nats and "cluster {" not in config:
+        errors.append("ConfigMap/nats-config: no cluster block: the nodes would not form a cluster")
+    stateful = [d for d in docs if d.get("kind") == "StatefulSet"]
+    for d in stateful:
+        if d.get("spec", {}).get("replicas", 1) < 3 and d is not nats:
+            errors.append(f"{name_of(d)}: {d['spec'].get('replicas', 1)} member(s); production needs 3")
+        if not _required_anti_affinity(d):
+            errors.append(f"{name_of(d)}: members may share a node (required pod anti-affinity on the hostname)")
+        if not d["spec"].get("volumeClaimTemplates"):
+            errors.append(f"{name_of(d)}: no volume per member")
+        if not _budget_for(docs, d):
+            errors.append(f"{name_of(d)}: no PodDisruptionBudget")
+        if d["metadata"]["name"].startswith("mongo-"):
+            command = " ".join(arg for c in _containers(d) for arg in c.get("command", []))
+            if "--keyFile" not in command and "--auth" not in command:
+                errors.append(f"{name_of(d)}: MongoDB runs without authentication (--keyFile)")
+    autoscalers = {
+        d["spec"]["scaleTargetRef"]["name"]: d
+        for d in docs
+        if d.get("kind") == "HorizontalPodAutoscaler" and d["spec"]["scaleTargetRef"].get("kind") == "Deployment"
+    }
+    for d in docs:
+        if d.get("kind") != "Deployment":
+            continue
+        name = d["metadata"]["name"]
+        hpa = autoscalers.get(name)
+        if hpa is None or hpa["apiVersion"] != "autoscaling/v2" or hpa["spec"].get("minReplicas", 1) < 2:
+            errors.append(f"{name_of(d)}: needs an autoscaling/v2 HorizontalPodAutoscaler with minReplicas >= 2")
+        if "replicas" in d["spec"]:
+            errors.append(f"{name_of(d)}: sets replicas, which every apply would force over its HPA's choice")
+        if not _budget_for(docs, d):
+            errors.append(f"{name_of(d)}: no PodDisruptionBudget")
+        for container in _containers(d):
+            env = _env(container)
+            if env.get("COOKIE_SECURE", {}).get("value") != "true":
+                errors.append(f"{name_of(d)}: COOKIE_SECURE must be true")
+            if "NATS_URL" in env and int(env.get("NATS_STREAM_REPLICAS", {}).get("value", "1")) < 3:
+                errors.append(f"{name_of(d)}: NATS_STREAM_REPLICAS must be 3: every stream on three nodes")
+            if "MONGO_URI" in env:
+                uri = env["MONGO_URI"].get("value", "")
+                ref = env.get("MONGO_PASSWORD", {}).get("valueFrom", {}).get("secretKeyRef")
+                if "$(MONGO_PASSWORD)@" not in uri or not ref:
+                    errors.append(f"{name_of(d)}: MONGO_URI must authenticate with MONGO_PASSWORD from a Secret")
+                if "w=majority" not in uri:
+                    errors.append(f"{name_of(d)}: MONGO_URI must ask for w=majority")
+    return errors
+
+
+def check_third_party_tags(docs):
+    return [
+        f"{name_of(d)}: image {c['image']} names the moving tag latest"
+        for d in docs
+        for c in _containers(d) + d.get("spec", {}).get("template", {}).get("spec", {}).get("initContainers", [])
+        if c.get("image", "").endswith(":latest")
+    ]
+
+
 def check_generated():
     sys.path.insert(0, str(K8S))
     import generate  # noqa: PLC0415
 
     stale = []
     for name, text in generate.files().items():
-        path = K8S / "base" / name
+        path = K8S / name
         if not path.exists() or path.read_text() != text:
-            stale.append(f"infra/k8s/base/{name} differs from infra/k8s/generate.py (run it)")
+            stale.append(f"infra/k8s/{name} differs from infra/k8s/generate.py (run it)")
     return stale
 
 
@@ -748,10 +1095,20 @@ def run_all():
         found += check_selectors(docs)
         found += check_ingress(docs)
         found += check_secret_refs(docs, documented)
+        found += check_env_expansion(docs)
+        found += check_nats_auth(docs)
+        found += check_topology_spread(docs)
+        found += check_network_policies(docs)
+        found += check_crds(docs)
+        found += check_third_party_tags(docs)
+        if label != "base":
+            found += check_tls(docs, production=label == "prod")
         if label != "prod":  # prod renames images to the registry's names
             found += check_images(docs, skaffold)
         else:
             found += check_payments_provider(docs)
+            found += check_production(docs)
+            found += check_prod_secrets_documented(docs, (K8S / "overlays" / "prod" / "kustomization.yaml").read_text())
         errors += [f"[{label}] {e}" for e in found]
     return errors
 

@@ -396,6 +396,10 @@ class ProdOverlayCopies(unittest.TestCase):
         self.images["ticketing/auth"]["newTag"] = "latest"
         self.assertTrue(checks.check_prod_overlay(self.kustomization, self.services))
 
+    def test_an_image_naming_a_registry_fails(self):
+        self.images["ticketing/auth"]["newName"] = "ghcr.io/example/ticketing-auth"
+        self.assertTrue(any("names a registry" in e for e in checks.check_prod_overlay(self.kustomization, self.services)))
+
     def test_an_image_without_tag_or_digest_fails(self):
         del self.images["ticketing/auth"]["newTag"]
         self.assertTrue(checks.check_prod_overlay(self.kustomization, self.services))
@@ -425,6 +429,215 @@ class PaymentsProviderCopies(unittest.TestCase):
     def test_an_optional_stripe_key_in_prod_fails(self):
         next(e for e in self.env if e["name"] == "STRIPE_KEY")["valueFrom"]["secretKeyRef"]["optional"] = True
         self.assertTrue(checks.check_payments_provider(self.docs))
+
+
+def rendered(overlay):
+    return checks.load_docs(checks.render(checks.K8S / "overlays" / overlay))
+
+
+def container(doc, index=0):
+    return doc["spec"]["template"]["spec"]["containers"][index]
+
+
+def env_of(doc):
+    return container(doc)["env"]
+
+
+def env_entry(doc, name):
+    return next(e for e in env_of(doc) if e["name"] == name)
+
+
+class ProductionCopies(unittest.TestCase):
+    """The prod overlay, rendered, with one production rule broken."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pristine = rendered("prod")
+
+    def setUp(self):
+        self.docs = copy.deepcopy(self.pristine)
+
+    def assertFails(self, errors, fragment):
+        self.assertTrue(any(fragment in e for e in errors), f"no error mentioning {fragment!r} in {errors}")
+
+    def test_the_prod_overlay_passes_every_production_check(self):
+        for check in [
+            checks.check_production,
+            checks.check_nats_auth,
+            checks.check_topology_spread,
+            checks.check_network_policies,
+            checks.check_crds,
+            checks.check_env_expansion,
+        ]:
+            self.assertEqual(check(self.docs), [], check.__name__)
+        self.assertEqual(checks.check_tls(self.docs, production=True), [])
+
+    def test_a_single_nats_node_fails(self):
+        find(self.docs, "StatefulSet", "nats")["spec"]["replicas"] = 1
+        self.assertFails(checks.check_production(self.docs), "production runs a JetStream cluster of 3")
+
+    def test_nats_without_a_cluster_block_fails(self):
+        config = find(self.docs, "ConfigMap", "nats-config")["data"]
+        config["nats.conf"] = config["nats.conf"].replace("cluster {", "clustr {")
+        self.assertFails(checks.check_production(self.docs), "no cluster block")
+
+    def test_streams_on_one_node_fail(self):
+        env_entry(find(self.docs, "Deployment", "orders"), "NATS_STREAM_REPLICAS")["value"] = "1"
+        self.assertFails(checks.check_production(self.docs), "Deployment/orders: NATS_STREAM_REPLICAS")
+
+    def test_a_two_member_replica_set_fails(self):
+        find(self.docs, "StatefulSet", "mongo-payments")["spec"]["replicas"] = 2
+        self.assertFails(checks.check_production(self.docs), "StatefulSet/mongo-payments: 2 member(s)")
+
+    def test_members_allowed_on_one_node_fail(self):
+        del find(self.docs, "StatefulSet", "mongo-orders")["spec"]["template"]["spec"]["affinity"]
+        self.assertFails(checks.check_production(self.docs), "StatefulSet/mongo-orders: members may share a node")
+
+    def test_mongodb_without_authentication_fails(self):
+        command = container(find(self.docs, "StatefulSet", "mongo-auth"))["command"]
+        del command[command.index("--keyFile") : command.index("--keyFile") + 2]
+        self.assertFails(checks.check_production(self.docs), "MongoDB runs without authentication")
+
+    def test_a_mongo_uri_without_credentials_or_majority_fails(self):
+        uri = env_entry(find(self.docs, "Deployment", "tickets"), "MONGO_URI")
+        uri["value"] = uri["value"].replace("$(MONGO_USER):$(MONGO_PASSWORD)@", "").replace("&w=majority", "")
+        errors = checks.check_production(self.docs)
+        self.assertFails(errors, "must authenticate with MONGO_PASSWORD")
+        self.assertFails(errors, "w=majority")
+
+    def test_a_service_without_autoscaler_fails(self):
+        self.docs.remove(find(self.docs, "HorizontalPodAutoscaler", "query"))
+        self.assertFails(checks.check_production(self.docs), "Deployment/query: needs an autoscaling/v2")
+
+    def test_replicas_set_beside_an_autoscaler_fail(self):
+        find(self.docs, "Deployment", "auth")["spec"]["replicas"] = 2
+        self.assertFails(checks.check_production(self.docs), "Deployment/auth: sets replicas")
+
+    def test_a_service_without_disruption_budget_fails(self):
+        self.docs.remove(find(self.docs, "PodDisruptionBudget", "client"))
+        self.assertFails(checks.check_production(self.docs), "Deployment/client: no PodDisruptionBudget")
+
+    def test_insecure_cookies_fail(self):
+        env_entry(find(self.docs, "Deployment", "auth"), "COOKIE_SECURE")["value"] = "false"
+        self.assertFails(checks.check_production(self.docs), "COOKIE_SECURE must be true")
+
+    def test_anonymous_nats_fails(self):
+        config = find(self.docs, "ConfigMap", "nats-config")["data"]
+        config["nats.conf"] += "no_auth_user: auth\n"
+        self.assertFails(checks.check_nats_auth(self.docs), "NATS must require authentication")
+
+    def test_a_nats_url_without_credentials_fails(self):
+        env_entry(find(self.docs, "Deployment", "payments"), "NATS_URL")["value"] = "nats://nats:4222"
+        self.assertFails(checks.check_nats_auth(self.docs), "Deployment/payments: NATS_URL")
+
+    def test_a_nats_password_of_another_user_fails(self):
+        env_entry(find(self.docs, "Deployment", "tickets"), "NATS_PASSWORD")["valueFrom"]["secretKeyRef"]["key"] = "orders"
+        self.assertFails(checks.check_nats_auth(self.docs), "Deployment/tickets: NATS_PASSWORD")
+
+    def test_a_variable_used_before_it_is_defined_fails(self):
+        env = env_of(find(self.docs, "Deployment", "orders"))
+        password = next(e for e in env if e["name"] == "MONGO_PASSWORD")
+        env.remove(password)
+        env.append(password)
+        self.assertFails(checks.check_env_expansion(self.docs), "MONGO_URI uses $(MONGO_PASSWORD) before")
+
+    def test_a_deployment_without_topology_spread_fails(self):
+        del find(self.docs, "Deployment", "expiration")["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        self.assertFails(checks.check_topology_spread(self.docs), "Deployment/expiration: no topology spread")
+
+    def test_a_missing_default_deny_fails(self):
+        self.docs.remove(find(self.docs, "NetworkPolicy", "default-deny"))
+        self.assertFails(checks.check_network_policies(self.docs), "no default-deny NetworkPolicy")
+
+    def test_a_service_cut_off_from_its_database_fails(self):
+        policy = find(self.docs, "NetworkPolicy", "mongo-orders")
+        policy["spec"]["ingress"] = [r for r in policy["spec"]["ingress"] if r["from"][0]["podSelector"]["matchLabels"] != {"app.kubernetes.io/name": "orders"}]
+        self.assertFails(checks.check_network_policies(self.docs), "no NetworkPolicy lets mongo-orders accept it")
+
+    def test_a_service_that_may_not_open_nats_fails(self):
+        policy = find(self.docs, "NetworkPolicy", "tickets")
+        policy["spec"]["egress"] = [r for r in policy["spec"]["egress"] if r["ports"][0]["port"] != 4222]
+        self.assertFails(checks.check_network_policies(self.docs), "Deployment/tickets: no NetworkPolicy lets it open nats:4222")
+
+    def test_a_workload_without_dns_fails(self):
+        policy = find(self.docs, "NetworkPolicy", "nats")
+        policy["spec"]["egress"] = [r for r in policy["spec"]["egress"] if r["ports"][0]["port"] != 53]
+        self.assertFails(checks.check_network_policies(self.docs), "nats: no NetworkPolicy lets it resolve names")
+
+    def test_an_ingress_without_tls_fails(self):
+        del find(self.docs, "Ingress", "ticketing")["spec"]["tls"]
+        self.assertFails(checks.check_tls(self.docs, production=True), "has no TLS")
+
+    def test_an_ingress_without_https_redirect_fails(self):
+        del find(self.docs, "Ingress", "ticketing")["metadata"]["annotations"]["nginx.ingress.kubernetes.io/force-ssl-redirect"]
+        self.assertFails(checks.check_tls(self.docs, production=True), "force-ssl-redirect")
+
+    def test_a_self_signed_certificate_in_production_fails(self):
+        issuer = find(self.docs, "ClusterIssuer", "ticketing")
+        issuer["spec"] = {"selfSigned": {}}
+        self.assertFails(checks.check_tls(self.docs, production=True), "ACME issuer")
+
+    def test_a_certificate_for_another_host_fails(self):
+        find(self.docs, "Certificate", "ticketing-tls")["spec"]["dnsNames"] = ["example.org"]
+        self.assertFails(checks.check_tls(self.docs, production=True), "no Certificate for")
+
+    def test_cert_manager_resources_missing_required_fields_fail(self):
+        del find(self.docs, "Certificate", "ticketing-tls")["spec"]["secretName"]
+        del find(self.docs, "ClusterIssuer", "ticketing")["spec"]["acme"]["solvers"]
+        errors = checks.check_crds(self.docs)
+        self.assertFails(errors, "Certificate/ticketing-tls: needs spec.secretName")
+        self.assertFails(errors, "acme needs privateKeySecretRef.name and solvers")
+
+    def test_a_certificate_naming_no_issuer_fails(self):
+        find(self.docs, "Certificate", "ticketing-tls")["spec"]["issuerRef"]["name"] = "letsencrypt"
+        self.assertFails(checks.check_crds(self.docs), "names no Issuer or ClusterIssuer")
+
+    def test_custom_resources_leave_the_schema_check_and_the_rest_stays_in_it(self):
+        # kubernetes-validate has no schema for cert-manager's kinds (it only warns), so
+        # they are taken out, and check_crds holds their fields.
+        certificate = find(self.docs, "Certificate", "ticketing-tls")
+        self.assertNotIn("Certificate", checks.without_crds(checks.yaml.safe_dump(certificate)))
+        deployment = copy.deepcopy(find(self.docs, "Deployment", "auth"))
+        deployment["spec"]["replica"] = 2
+        text = checks.yaml.safe_dump_all([certificate, deployment])
+        self.assertTrue(checks.check_schema([text]))
+
+    def test_a_secret_the_prod_overlay_does_not_document_fails(self):
+        text = (checks.K8S / "overlays" / "prod" / "kustomization.yaml").read_text()
+        self.assertEqual(checks.check_prod_secrets_documented(self.docs, text), [])
+        errors = checks.check_prod_secrets_documented(self.docs, text.replace("nats-credentials", "nats-secret"))
+        self.assertFails(errors, "do not document the secret nats-credentials")
+
+    def test_a_latest_third_party_image_fails(self):
+        container(find(self.docs, "StatefulSet", "nats"))["image"] = "nats:latest"
+        self.assertTrue(checks.check_third_party_tags(self.docs))
+
+
+class SecretDocumentation(unittest.TestCase):
+    def test_secrets_created_in_a_loop_count_as_documented(self):
+        text = 'for db in auth orders; do\n  kubectl create secret generic "mongo-$db" \\\n    --from-literal=a=b\ndone\n'
+        self.assertEqual(checks.secrets_created_by(text), {"mongo-auth", "mongo-orders"})
+
+    def test_a_secret_volume_naming_an_undocumented_secret_fails(self):
+        docs = rendered("prod")
+        volumes = find(docs, "StatefulSet", "mongo-query")["spec"]["template"]["spec"]["volumes"]
+        next(v for v in volumes if "secret" in v)["secret"]["secretName"] = "mongo-query-key"
+        errors = checks.check_secret_refs(docs, checks.documented_secrets())
+        self.assertTrue(any("mongo-query-key" in e for e in errors), errors)
+
+
+class DevCopies(unittest.TestCase):
+    def test_dev_serves_https_with_its_self_signed_issuer(self):
+        docs = rendered("dev")
+        self.assertEqual(checks.check_tls(docs, production=False), [])
+        self.assertEqual(checks.check_crds(docs), [])
+        self.assertIn("selfSigned", find(docs, "Issuer", "ticketing")["spec"])
+
+    def test_dev_generates_a_nats_password_for_every_user(self):
+        import nats_auth  # noqa: PLC0415
+
+        secret = next(d for d in rendered("dev") if d["kind"] == "Secret" and d["metadata"]["name"].startswith("nats-credentials"))
+        self.assertEqual(set(secret["data"]), set(nats_auth.USERS))
 
 
 # Stand-ins for kubectl and kustomize: they keep a small cluster in a JSON file and log

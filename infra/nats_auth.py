@@ -1,0 +1,336 @@
+#!/usr/bin/env python3
+"""Who may do what on NATS: one table of the event topology (SPEC section 4) and the
+nats-server configuration rendered from it, with one user per service and least privilege.
+
+The same function renders every server configuration of the project:
+
+- `nats_config("cluster")`: the production JetStream cluster in Kubernetes (three nodes,
+  routes to each peer through the headless service, route authentication);
+- `nats_config("single")`: the single node of the base and dev manifests;
+- `nats_config("local", port=...)`: the servers of dev/up and the tests, on loopback. With
+  `namespaced=True` the users may also work under any `EVENT_NAMESPACE` (what the tests
+  use), at the price described in `namespaced_permissions`. Local configurations add the
+  `harness` user, unrestricted, for test helpers and tools; production has no such user.
+
+Passwords are never in the rendered file: each is a `$NATS_PASSWORD_<USER>` reference that
+nats-server resolves from its environment (in Kubernetes: the Secret `nats-credentials`,
+one key per user). A password must not read as a number (`openssl rand -hex 32` is fine).
+
+Each service connects as its own name with `NATS_URL=nats://<service>:<password>@nats:4222`
+and must use the inbox prefix `_INBOX_<service>` (the only subjects it may subscribe to),
+so no service can read the replies, pulled messages included, meant for another.
+
+usage: infra/nats_auth.py cluster|single|local [--namespaced] [--port N]  (prints it)
+"""
+
+import dataclasses
+import json
+import sys
+
+
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    filter: str  # the subjects it captures
+    owner: str | None  # the service that publishes into it (None: every listener, DEADLETTER)
+
+
+STREAMS = {
+    "TICKETS": Stream("ticket.>", "tickets"),
+    "ORDERS": Stream("order.>", "orders"),
+    "PAYMENTS": Stream("payment.>", "payments"),
+    "EXPIRATION": Stream("expiration.>", "expiration"),
+    "USERS": Stream("user.>", "auth"),
+    "DEADLETTER": Stream("deadletter.>", None),
+}
+REVOCATIONS = "USERS"  # the stream of the revocation feed (ordered, ephemeral consumers)
+
+
+@dataclasses.dataclass(frozen=True)
+class User:
+    publishes: tuple = ()  # subjects it publishes (all in its own stream)
+    listens: tuple = ()  # subjects it has a durable pull consumer on
+    revocations: bool = False  # follows the revocation feed on USERS
+    resets_consumers: bool = False  # deletes its own durables (query's rebuild)
+
+
+# One user per service that talks to NATS. The web client has none: it cannot connect.
+USERS = {
+    "auth": User(publishes=("user.banned", "user.unbanned", "user.sessions.revoked"), revocations=True),
+    "tickets": User(
+        publishes=("ticket.created", "ticket.updated"),
+        listens=("order.created", "order.cancelled"),
+        revocations=True,
+    ),
+    "orders": User(
+        publishes=("order.created", "order.cancelled", "order.completed"),
+        listens=("ticket.created", "ticket.updated", "expiration.complete", "payment.created", "user.banned"),
+        revocations=True,
+    ),
+    "expiration": User(
+        publishes=("expiration.complete",),
+        listens=("order.created", "order.cancelled", "order.completed"),
+    ),
+    "payments": User(
+        publishes=("payment.created",),
+        listens=("order.created", "order.cancelled", "order.completed"),
+        revocations=True,
+    ),
+    "query": User(
+        listens=(
+            "ticket.created",
+            "ticket.updated",
+            "order.created",
+            "order.cancelled",
+            "order.completed",
+            "payment.created",
+        ),
+        revocations=True,
+        resets_consumers=True,
+    ),
+}
+HARNESS = "harness"  # local only: test helpers and tools, no restriction
+ROUTE_USER = "route"  # cluster routes authenticate as this user
+CLUSTER_NAME = "ticketing"
+CLIENT_PORT, CLUSTER_PORT, MONITOR_PORT = 4222, 6222, 8222
+HEADLESS = "nats-headless"
+
+
+def stream_of(subject):
+    """The stream capturing a subject (`order.created` -> `ORDERS`)."""
+    head = subject.split(".")[0]
+    return next(name for name, s in STREAMS.items() if s.filter.split(".")[0] == head)
+
+
+def durable(service, subject):
+    """The durable consumer of `service` on `subject`: `orders-ticket-created`."""
+    return f"{service}-{subject.replace('.', '-')}"
+
+
+def own_stream(service):
+    return next((name for name, s in STREAMS.items() if s.owner == service), None)
+
+
+def streams_used(service):
+    user = USERS[service]
+    used = {stream_of(s) for s in user.publishes + user.listens}
+    if user.listens:
+        used.add("DEADLETTER")
+    if user.revocations:
+        used.add(REVOCATIONS)
+    return sorted(used)
+
+
+def password_variable(user):
+    return f"NATS_PASSWORD_{user.upper()}"
+
+
+def inbox(service):
+    return f"_INBOX_{service}"
+
+
+class Names:
+    """How names appear in permissions: exactly (production, dev/up), or under any
+    EVENT_NAMESPACE (tests). Namespaced streams are `<NS>_TICKETS`, subjects
+    `<ns>.ticket.created`, durables `<ns>-orders-ticket-created`; NATS wildcards match
+    whole tokens only, so a prefixed stream or durable name can only be matched by `*`."""
+
+    def __init__(self, namespaced):
+        self.namespaced = namespaced
+
+    def subject(self, subject):
+        return f"*.{subject}" if self.namespaced else subject
+
+    def stream(self, stream):
+        return "*" if self.namespaced else stream
+
+    def durable(self, service, subject):
+        return "*" if self.namespaced else durable(service, subject)
+
+
+def _permissions(service, names):
+    """(publish allow, publish deny) for one service under one naming."""
+    user = USERS[service]
+    allow, deny = [], []
+    allow += [names.subject(s) for s in user.publishes]
+    if user.listens:
+        allow.append(names.subject(f"deadletter.{service}.>"))
+    allow.append("$JS.API.INFO")
+    allow += [f"$JS.API.STREAM.INFO.{names.stream(s)}" for s in streams_used(service)]
+    # Create and update: the service's own stream, and DEADLETTER, which every listener
+    # writes to and nobody owns. USERS may be created by any service that reads it (its
+    # revocation feed must load before the service is ready, whether or not auth ever
+    # started), but only auth may update it: create never changes an existing stream,
+    # update would let any service shorten the revocation history.
+    writable = [own_stream(service)] + (["DEADLETTER"] if user.listens else [])
+    for stream in filter(None, writable):
+        allow += [f"$JS.API.STREAM.CREATE.{names.stream(stream)}", f"$JS.API.STREAM.UPDATE.{names.stream(stream)}"]
+    if user.revocations and own_stream(service) != REVOCATIONS:
+        allow.append(f"$JS.API.STREAM.CREATE.{names.stream(REVOCATIONS)}")
+    for subject in user.listens:
+        stream, name = names.stream(stream_of(subject)), names.durable(service, subject)
+        allow += [
+            f"$JS.API.CONSUMER.CREATE.{stream}.{name}",
+            f"$JS.API.CONSUMER.CREATE.{stream}.{name}.{names.subject(subject)}",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{name}",
+            f"$JS.API.CONSUMER.INFO.{stream}.{name}",
+            f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}",
+            f"$JS.ACK.{stream}.{name}.>",
+        ]
+        if user.resets_consumers:
+            allow.append(f"$JS.API.CONSUMER.DELETE.{stream}.{name}")
+    if user.revocations:
+        # Ordered consumers: created, pulled, and deleted by the client when it recreates
+        # one. Their names are made up at run time, so any consumer name of USERS matches;
+        # the durables others own on USERS are denied below (a deny wins over an allow).
+        # They must be created under their name (`CONSUMER.CREATE.USERS.<name>`): the
+        # unnamed `$JS.API.CONSUMER.CREATE.USERS` takes the name from the request body,
+        # which permissions cannot see, and would let any service rewrite the durable
+        # orders-user-banned (tested in infra/test_nats_permissions.py).
+        stream = names.stream(REVOCATIONS)
+        allow += [
+            f"$JS.API.CONSUMER.CREATE.{stream}.*",
+            f"$JS.API.CONSUMER.CREATE.{stream}.*.>",
+            f"$JS.API.CONSUMER.MSG.NEXT.{stream}.*",
+            f"$JS.API.CONSUMER.DELETE.{stream}.*",
+        ]
+        for other, other_user in USERS.items():
+            for subject in other_user.listens:
+                if other == service or stream_of(subject) != REVOCATIONS:
+                    continue
+                name = durable(other, subject)  # exact only: see namespaced_permissions
+                deny += [
+                    f"$JS.API.CONSUMER.CREATE.{REVOCATIONS}.{name}",
+                    f"$JS.API.CONSUMER.CREATE.{REVOCATIONS}.{name}.>",
+                    f"$JS.API.CONSUMER.DURABLE.CREATE.{REVOCATIONS}.{name}",
+                    f"$JS.API.CONSUMER.MSG.NEXT.{REVOCATIONS}.{name}",
+                    f"$JS.API.CONSUMER.DELETE.{REVOCATIONS}.{name}",
+                    f"$JS.ACK.{REVOCATIONS}.{name}.>",
+                ]
+    return allow, deny
+
+
+def permissions(service, namespaced=False):
+    """The nats-server permissions of one service's user. Namespaced: the exact names
+    (dev/up, no namespace) and the namespaced forms (tests) together."""
+    allow, deny = _permissions(service, Names(False))
+    if namespaced:
+        more, _ = _permissions(service, Names(True))
+        allow += [p for p in more if p not in allow]
+    return {
+        "publish": {"allow": allow, "deny": deny} if deny else {"allow": allow},
+        "subscribe": {"allow": [f"{inbox(service)}.>"]},
+    }
+
+
+def namespaced_permissions():
+    """What `namespaced=True` loosens, for the docs and the reader of a test failure."""
+    return (
+        "Under a namespace every stream-name and durable-name token is `*`: a service may "
+        "then create, read, pull from and ack any consumer of any stream for the operations "
+        "it has at all (the durable isolation between services, and the deny on "
+        "orders-user-banned, hold only for exact names), may create or update any stream "
+        "whose operations it has, and read the info of any stream. Still enforced: the "
+        "subjects it may publish (`*.ticket.created`: any namespace, only its own "
+        "subjects), its dead-letter subjects, the kinds of JetStream API calls (no stream "
+        "delete or purge, no message get or delete), its inbox, and the client's lack of "
+        "any user."
+    )
+
+
+def _value(value):
+    """A nats-server configuration value: strings quoted, `$NAME` references bare."""
+    if isinstance(value, str) and value.startswith("$") and value[1:].replace("_", "").isalnum():
+        return value
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k}: {_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def _lines(key, value, indent):
+    """`key: value`, with maps and lists of strings one entry per line (readable, and
+    short enough for a YAML block)."""
+    if isinstance(value, dict):
+        out = [f"{indent}{key} {{"]
+        for k, v in value.items():
+            out += _lines(k, v, indent + "  ")
+        return out + [f"{indent}}}"]
+    if isinstance(value, list) and len(value) > 3:
+        return [f"{indent}{key}: ["] + [f"{indent}  {_value(v)}" for v in value] + [f"{indent}]"]
+    return [f"{indent}{key}: {_value(value)}"]
+
+
+def users(mode, namespaced=False):
+    out = [
+        {"user": service, "password": f"${password_variable(service)}", "permissions": permissions(service, namespaced)}
+        for service in USERS
+    ]
+    if mode == "local":
+        out.append({"user": HARNESS, "password": f"${password_variable(HARNESS)}"})
+    return out
+
+
+def route_variables(replicas):
+    """The environment variables holding each route's URL (with the route password, which
+    a configuration string cannot interpolate; Kubernetes builds them with `$(VAR)`)."""
+    return [f"NATS_ROUTE_{n}" for n in range(replicas)]
+
+
+def route_url(n, password="$(NATS_ROUTE_PASSWORD)"):
+    return f"nats://{ROUTE_USER}:{password}@nats-{n}.{HEADLESS}:{CLUSTER_PORT}"
+
+
+def nats_config(mode, *, namespaced=False, port=None, replicas=3):
+    """A nats-server configuration file.
+
+    mode "cluster": Kubernetes, `replicas` JetStream nodes (server name from `$POD_NAME`,
+    store in /data, routes from `$NATS_ROUTE_<n>`, route password `$NATS_ROUTE_PASSWORD`);
+    "single": Kubernetes, one node, no cluster; "local": loopback, the port given here or
+    on the command line (`-p`), JetStream and its store from the command line
+    (`--jetstream --store_dir DIR`), plus the `harness` user."""
+    if mode not in ("cluster", "single", "local"):
+        raise ValueError(f"unknown mode {mode!r}")
+    lines = [f"# Generated by infra/nats_auth.py ({mode}{', namespaced' if namespaced else ''}): edit its table."]
+    if mode == "local":
+        if port is not None:
+            lines.append(f'listen: "127.0.0.1:{port}"')
+    else:
+        lines += [
+            "server_name: $POD_NAME",
+            f'listen: "0.0.0.0:{CLIENT_PORT}"',
+            f"http_port: {MONITOR_PORT}",
+            'pid_file: "/var/run/nats/nats.pid"',
+            # Lame duck on shutdown: clients move to another node before this one stops.
+            'lame_duck_duration: "30s"',
+            'lame_duck_grace_period: "10s"',
+        ]
+        lines += _lines("jetstream", {"store_dir": "/data"}, "")
+    if mode == "cluster":
+        lines += _lines(
+            "cluster",
+            {
+                "name": CLUSTER_NAME,
+                "listen": f"0.0.0.0:{CLUSTER_PORT}",
+                "authorization": {"user": ROUTE_USER, "password": "$NATS_ROUTE_PASSWORD"},
+                "routes": [f"${v}" for v in route_variables(replicas)],
+            },
+            "",
+        )
+    lines.append("authorization {")
+    lines.append("  users: [")
+    for user in users(mode, namespaced):
+        lines += ["    {"] + [line for k, v in user.items() for line in _lines(k, v, "      ")] + ["    }"]
+    lines += ["  ]", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    mode = argv[0] if argv else "local"
+    port = int(argv[argv.index("--port") + 1]) if "--port" in argv else None
+    sys.stdout.write(nats_config(mode, namespaced="--namespaced" in argv, port=port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
