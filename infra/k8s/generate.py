@@ -701,7 +701,16 @@ def ingress_doc():
         "metadata": {
             "name": "ticketing",
             "labels": {"app.kubernetes.io/part-of": PART_OF},
-            "annotations": {"nginx.ingress.kubernetes.io/use-regex": "true"},
+            "annotations": {
+                "nginx.ingress.kubernetes.io/use-regex": "true",
+                # The live ticket feed (GET /api/query/tickets/events) is a stream: nginx must
+                # pass each event on as it comes and keep an idle stream open (the feed sends
+                # a heartbeat every 15 s). Every other answer is small and quick, so the same
+                # settings cost nothing elsewhere.
+                "nginx.ingress.kubernetes.io/proxy-buffering": "off",
+                "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
+                "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
+            },
         },
         "spec": {
             "ingressClassName": "nginx",

@@ -76,10 +76,57 @@
     });
   }
 
+  // Live availability: the cards and the ticket on this page follow the ticket feed
+  // (Server-Sent Events from the query service), so a ticket reserved or sold elsewhere
+  // shows it at once. The browser reconnects by itself and resumes where it was.
+  var LABELS = { available: "Available", reserved: "Reserved", sold: "Sold" };
+  function live() {
+    var shown = document.querySelectorAll("[data-ticket-id]");
+    if (!shown.length || !window.EventSource) return;
+    var ids = [];
+    shown.forEach(function (el) { ids.push(el.getAttribute("data-ticket-id")); });
+    var feed = new EventSource("/api/query/tickets/events?ids=" + encodeURIComponent(ids.join(",")));
+    feed.addEventListener("ticket", function (event) {
+      var change;
+      try { change = JSON.parse(event.data); } catch (e) { return; }
+      document.querySelectorAll('[data-ticket-id="' + change.id + '"]').forEach(function (el) { update(el, change.status); });
+    });
+    feed.addEventListener("reload", function () {
+      feed.close();
+      var main = document.getElementById("content");
+      if (!main || main.querySelector("[data-stale]")) return;
+      var note = document.createElement("p");
+      note.className = "notice";
+      note.setAttribute("role", "status");
+      note.setAttribute("data-stale", "");
+      note.innerHTML = 'Tickets changed while this page was away. <a href="">Reload it</a> to see them.';
+      main.insertBefore(note, main.firstChild);
+    });
+  }
+  function update(el, status) {
+    var badge = el.querySelector("[data-status]");
+    if (badge && LABELS[status]) {
+      badge.textContent = LABELS[status];
+      badge.className = "badge badge-" + status;
+    }
+    var buy = el.querySelector("[data-buy]");
+    if (buy) {
+      buy.disabled = status !== "available";
+      buy.setAttribute("aria-disabled", String(status !== "available"));
+    }
+    var note = el.querySelector("[data-live-note]");
+    if (note) {
+      note.textContent = status === "available" ? "It is available: buying reserves it for you while you pay."
+        : status === "reserved" ? "Someone has just reserved it. If they do not pay in time, it comes back on sale."
+        : "It has just been sold.";
+    }
+  }
+
   function start() {
     document.querySelectorAll("[data-countdown]").forEach(countdown);
     document.querySelectorAll("[data-busy-form]").forEach(busy);
     document.querySelectorAll("[data-stripe-form]").forEach(stripeForm);
+    live();
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start); else start();
 })();

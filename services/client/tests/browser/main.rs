@@ -486,3 +486,48 @@ async fn every_page_signed_in_and_out_has_no_serious_accessibility_violation() {
     }
     assert!(problems.is_empty(), "axe-core found serious or critical violations:\n{}", problems.join("\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_listing_and_ticket_page_show_a_reservation_made_elsewhere_without_a_reload() {
+    let platform = platform(WINDOW).await;
+    let seller = platform.user("seller@test.com").await;
+    let ticket = platform.ticket(&seller, "Live Gig", 50.0).await;
+    let buyer = platform.user("fast@test.com").await;
+    platform.wait_until_reservable(&ticket).await;
+    let driver = Driver::start().await;
+    let watching = driver.browser(Browser::default()).await;
+    let looking = driver.browser(Browser::default()).await;
+    sign_up(&looking, &platform, "slow@test.com").await;
+    go(&watching, &platform, "/").await;
+    go(&looking, &platform, &format!("/tickets/{ticket}")).await;
+    let card = format!("[data-ticket-id=\"{ticket}\"] [data-status]");
+    assert_eq!(text(&watching, &card).await, "Available");
+    assert!(find(&looking, "[data-buy]").await.is_enabled().await.unwrap());
+    let marker: serde_json::Value = watching.execute("window.__same_page = 1; return 1", vec![]).await.unwrap();
+    assert_eq!(marker, 1);
+
+    // Someone else reserves it.
+    let reserved = platform
+        .http
+        .post(platform.url("/api/orders"))
+        .header("cookie", &buyer)
+        .json(&serde_json::json!({"ticketId": ticket}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reserved.status(), 201);
+
+    let badge = eventually_text(&watching, &card, false, |t| t == "Reserved").await;
+    assert_eq!(badge, "Reserved", "the badge changed in place");
+    let same_page: serde_json::Value = watching.execute("return window.__same_page || 0", vec![]).await.unwrap();
+    assert_eq!(same_page, 1, "without a reload");
+    let buy = find(&looking, "[data-buy]").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while buy.is_enabled().await.unwrap() {
+        assert!(tokio::time::Instant::now() < deadline, "the Buy button was never greyed out");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(text(&looking, "[data-live-note]").await.contains("just reserved"));
+    watching.close().await.unwrap();
+    looking.close().await.unwrap();
+}
