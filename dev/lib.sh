@@ -79,8 +79,26 @@ wait_for_port() {
 # The commands that start each server in the foreground (for Procfiles and for start_bg).
 # mongo_cmd PORT STORAGE   (STORAGE is a directory or :memory:)
 mongo_cmd() { echo "$VENV/bin/secantusd-py --host 127.0.0.1 --port $1 --storage-path $2 --log-level WARNING"; }
-# nats_cmd PORT STORE_DIR
-nats_cmd() { echo "$VENV/bin/nats-server --jetstream --addr 127.0.0.1 --port $1 --store_dir $2"; }
+# nats_cmd PORT STORE_DIR CONFIG   (CONFIG from nats_auth_setup)
+nats_cmd() { echo "$VENV/bin/nats-server -c $3 --jetstream --addr 127.0.0.1 --port $1 --store_dir $2"; }
+
+# NATS with one user per service, as in production (infra/nats_auth.py):
+# nats_auth_setup CONFIG_FILE [nats_auth.py local options, e.g. --namespaced]
+# exports a fresh dev-only password per user (NATS_PASSWORD_<USER>, which the server reads
+# from its environment) and writes the server's configuration to CONFIG_FILE.
+nats_auth_setup() {
+  local file="$1"
+  shift
+  eval "$(python3 "$ROOT/infra/nats_auth.py" passwords)"
+  python3 "$ROOT/infra/nats_auth.py" local "$@" >"$file"
+}
+
+# nats_user_url USER PORT: the URL a service (or `harness`) connects with.
+nats_user_url() {
+  local var
+  var="NATS_PASSWORD_$(echo "$1" | tr '[:lower:]' '[:upper:]')"
+  echo "nats://$1:${!var}@127.0.0.1:$2"
+}
 
 BG_PIDS=()
 # start_bg NAME LOGFILE COMMAND...: runs a server in the background and remembers it.

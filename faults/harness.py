@@ -3,7 +3,9 @@
 Every service runs as its own process under a small supervisor that restarts whatever
 dies (a Procfile runner stops everything when one process exits, which is the opposite of
 what a fault run needs). The MongoDB-wire server and NATS keep their data in the run's
-own directory; every port is picked free at start. Standard library only.
+own directory; every port is picked free at start. NATS runs with the users of
+infra/nats_auth.py (each service connects as itself), as one node or, for
+`faults/run --nats-cluster`, a loopback cluster of three. Standard library only.
 """
 
 import base64
@@ -11,15 +13,20 @@ import http.cookiejar
 import json
 import os
 import pathlib
+import secrets
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "infra"))
+import nats_auth  # noqa: E402  (the NATS users, as in production)
+
 VENV = ROOT / ".dev" / "venv"
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 BIN = TARGET / "debug"
@@ -107,26 +114,73 @@ class Supervised:
             self.proc.kill()
 
 
+class Nats:
+    """NATS with the users of infra/nats_auth.py (fresh dev-only passwords): one node, or a
+    loopback cluster of `nodes` JetStream servers whose streams keep a copy on each."""
+
+    def __init__(self, work, logs, nodes=1):
+        users = [*nats_auth.USERS, nats_auth.HARNESS]
+        self.passwords = {user: f"dev-{secrets.token_hex(16)}" for user in users}
+        env = {nats_auth.password_variable(user): password for user, password in self.passwords.items()}
+        self.ports = [free_port() for _ in range(nodes)]
+        self.monitor_ports = [free_port() for _ in range(nodes)]
+        routes = [free_port() for _ in range(nodes)] if nodes > 1 else []
+        self.nodes = []
+        for n, port in enumerate(self.ports):
+            cluster = (f"n{n}", routes[n], [p for m, p in enumerate(routes) if m != n]) if routes else None
+            config = work / f"nats-{n}.conf"
+            config.write_text(nats_auth.nats_config("local", port=port, local_cluster=cluster))
+            cmd = [str(VENV / "bin" / "nats-server"), "-c", str(config), "--jetstream",
+                   "--store_dir", str(work / f"nats-{n}"), "-m", str(self.monitor_ports[n])]
+            self.nodes.append(Supervised("nats" if nodes == 1 else f"nats-{n}", cmd, env, logs))
+        self.replicas = nodes
+
+    def url(self, user):
+        """The URL `user` connects with: every node, its own credentials."""
+        password = self.passwords[user]
+        return ",".join(f"nats://{user}:{password}@127.0.0.1:{port}" for port in self.ports)
+
+    def wait(self):
+        return all(wait_port(port) for port in self.ports)
+
+    def leader(self, stream):
+        """The node leading `stream` (a cluster), from any node's monitoring endpoint."""
+        for monitor in self.monitor_ports:
+            try:
+                url = f"http://127.0.0.1:{monitor}/jsz?accounts=true&streams=true"
+                with urllib.request.urlopen(url, timeout=3) as response:
+                    jsz = json.loads(response.read())
+            except OSError:
+                continue
+            for account in jsz.get("account_details") or []:
+                for detail in account.get("stream_detail") or []:
+                    leader = (detail.get("cluster") or {}).get("leader")
+                    if detail.get("name") == stream and leader:
+                        return next(node for n, node in enumerate(self.nodes) if f"n{n}" == leader)
+        return None
+
+
 class Platform:
     """MongoDB-wire server, NATS, every service and the gateway, each supervised."""
 
-    def __init__(self, work, expiration_window, rust_log="warn", service_env=None):
+    def __init__(self, work, expiration_window, rust_log="warn", service_env=None, nats_nodes=1):
         self.logs = work / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
-        self.mongo_port, self.nats_port, self.gateway_port = free_port(), free_port(), free_port()
+        self.mongo_port, self.gateway_port = free_port(), free_port()
         self.mongo = Supervised("mongo", [str(VENV / "bin" / "secantusd-py"), "--host", "127.0.0.1", "--port",
                                           str(self.mongo_port), "--storage-path", str(work / "mongo"),
                                           "--log-level", "WARNING"], {}, self.logs)
-        self.nats = Supervised("nats", [str(VENV / "bin" / "nats-server"), "--jetstream", "--addr", "127.0.0.1",
-                                        "--port", str(self.nats_port), "--store_dir", str(work / "nats")], {}, self.logs)
-        assert wait_port(self.mongo_port) and wait_port(self.nats_port), "servers did not start"
+        self.nats = Nats(work, self.logs, nats_nodes)
+        assert wait_port(self.mongo_port) and self.nats.wait(), "servers did not start"
         self.mongo_base = f"mongodb://127.0.0.1:{self.mongo_port}/?directConnection=true"
-        self.nats_url = f"nats://127.0.0.1:{self.nats_port}"
+        # Tools (audit, bench-tool) connect as the unrestricted local `harness` user.
+        self.nats_url = self.nats.url(nats_auth.HARNESS)
         self.ports = {name: free_port() for name in SERVICES}
         self.services = {}
         for name in SERVICES:
             env = {
-                "PORT": str(self.ports[name]), "BIND_HOST": "127.0.0.1", "NATS_URL": self.nats_url,
+                "PORT": str(self.ports[name]), "BIND_HOST": "127.0.0.1", "NATS_URL": self.nats.url(name),
+                "NATS_STREAM_REPLICAS": str(self.nats.replicas),
                 "JWT_KEY": JWT_KEY, "MONGO_URI": f"mongodb://127.0.0.1:{self.mongo_port}/{name}?directConnection=true",
                 "EXPIRATION_WINDOW_SECONDS": str(expiration_window), "RUST_LOG": rust_log,
                 "STARTUP_TIMEOUT_SECONDS": "120", "PAYMENTS_PROVIDER": "test",
@@ -138,7 +192,7 @@ class Platform:
         self.gateway = Supervised("gateway", [str(BIN / "gateway")], {
             "PORT": str(self.gateway_port), "GATEWAY_INGRESS": str(ROOT / "infra/k8s/base/ingress.yaml"),
             "GATEWAY_BACKENDS": backends, "RUST_LOG": rust_log}, self.logs)
-        self.everything = [self.mongo, self.nats, self.gateway, *self.services.values()]
+        self.everything = [self.mongo, *self.nats.nodes, self.gateway, *self.services.values()]
         self.base = f"http://127.0.0.1:{self.gateway_port}"
 
     def wait_started(self, timeout=120):

@@ -20,7 +20,9 @@ Each service connects as its own name with `NATS_URL=nats://<service>:<password>
 and must use the inbox prefix `_INBOX_<service>` (the only subjects it may subscribe to),
 so no service can read the replies, pulled messages included, meant for another.
 
-usage: infra/nats_auth.py cluster|single|local [--namespaced] [--port N]  (prints it)
+usage: infra/nats_auth.py cluster|single|local [--namespaced] [--port N]
+           [--server-name NAME --cluster-port N --routes N,N]  (prints it)
+       infra/nats_auth.py passwords  (prints `export NATS_PASSWORD_<USER>=...` lines)
 """
 
 import dataclasses
@@ -41,6 +43,9 @@ STREAMS = {
     "EXPIRATION": Stream("expiration.>", "expiration"),
     "USERS": Stream("user.>", "auth"),
     "DEADLETTER": Stream("deadletter.>", None),
+    # query's live ticket feed (services/query/src/feed.rs): changed ticket views for the
+    # Server-Sent Events of every query replica; recent changes only.
+    "TICKETFEED": Stream("feed.>", "query"),
 }
 REVOCATIONS = "USERS"  # the stream of the revocation feed (ordered, ephemeral consumers)
 
@@ -49,22 +54,22 @@ REVOCATIONS = "USERS"  # the stream of the revocation feed (ordered, ephemeral c
 class User:
     publishes: tuple = ()  # subjects it publishes (all in its own stream)
     listens: tuple = ()  # subjects it has a durable pull consumer on
-    revocations: bool = False  # follows the revocation feed on USERS
+    follows: tuple = ()  # streams it reads through ordered (ephemeral) consumers
     resets_consumers: bool = False  # deletes its own durables (query's rebuild)
 
 
 # One user per service that talks to NATS. The web client has none: it cannot connect.
 USERS = {
-    "auth": User(publishes=("user.banned", "user.unbanned", "user.sessions.revoked"), revocations=True),
+    "auth": User(publishes=("user.banned", "user.unbanned", "user.sessions.revoked"), follows=(REVOCATIONS,)),
     "tickets": User(
         publishes=("ticket.created", "ticket.updated"),
         listens=("order.created", "order.cancelled"),
-        revocations=True,
+        follows=(REVOCATIONS,),
     ),
     "orders": User(
         publishes=("order.created", "order.cancelled", "order.completed"),
         listens=("ticket.created", "ticket.updated", "expiration.complete", "payment.created", "user.banned"),
-        revocations=True,
+        follows=(REVOCATIONS,),
     ),
     "expiration": User(
         publishes=("expiration.complete",),
@@ -73,9 +78,10 @@ USERS = {
     "payments": User(
         publishes=("payment.created",),
         listens=("order.created", "order.cancelled", "order.completed"),
-        revocations=True,
+        follows=(REVOCATIONS,),
     ),
     "query": User(
+        publishes=("feed.ticket",),
         listens=(
             "ticket.created",
             "ticket.updated",
@@ -84,7 +90,7 @@ USERS = {
             "order.completed",
             "payment.created",
         ),
-        revocations=True,
+        follows=(REVOCATIONS, "TICKETFEED"),
         resets_consumers=True,
     ),
 }
@@ -115,8 +121,7 @@ def streams_used(service):
     used = {stream_of(s) for s in user.publishes + user.listens}
     if user.listens:
         used.add("DEADLETTER")
-    if user.revocations:
-        used.add(REVOCATIONS)
+    used.update(user.follows)
     return sorted(used)
 
 
@@ -164,7 +169,7 @@ def _permissions(service, names):
     writable = [own_stream(service)] + (["DEADLETTER"] if user.listens else [])
     for stream in filter(None, writable):
         allow += [f"$JS.API.STREAM.CREATE.{names.stream(stream)}", f"$JS.API.STREAM.UPDATE.{names.stream(stream)}"]
-    if user.revocations and own_stream(service) != REVOCATIONS:
+    if REVOCATIONS in user.follows and own_stream(service) != REVOCATIONS:
         allow.append(f"$JS.API.STREAM.CREATE.{names.stream(REVOCATIONS)}")
     for subject in user.listens:
         stream, name = names.stream(stream_of(subject)), names.durable(service, subject)
@@ -178,15 +183,16 @@ def _permissions(service, names):
         ]
         if user.resets_consumers:
             allow.append(f"$JS.API.CONSUMER.DELETE.{stream}.{name}")
-    if user.revocations:
+    for followed in user.follows:
         # Ordered consumers: created, pulled, and deleted by the client when it recreates
-        # one. Their names are made up at run time, so any consumer name of USERS matches;
-        # the durables others own on USERS are denied below (a deny wins over an allow).
-        # They must be created under their name (`CONSUMER.CREATE.USERS.<name>`): the
-        # unnamed `$JS.API.CONSUMER.CREATE.USERS` takes the name from the request body,
-        # which permissions cannot see, and would let any service rewrite the durable
-        # orders-user-banned (tested in infra/test_nats_permissions.py).
-        stream = names.stream(REVOCATIONS)
+        # one. Their names are made up at run time (`<service>-<purpose>-<unique>`), so any
+        # consumer name of the stream matches; the durables others own on it are denied
+        # below (a deny wins over an allow). They must be created under their name
+        # (`CONSUMER.CREATE.USERS.<name>`): the unnamed `$JS.API.CONSUMER.CREATE.USERS`
+        # takes the name from the request body, which permissions cannot see, and would
+        # let any service rewrite the durable orders-user-banned (tested in
+        # infra/test_nats_permissions.py).
+        stream = names.stream(followed)
         allow += [
             f"$JS.API.CONSUMER.CREATE.{stream}.*",
             f"$JS.API.CONSUMER.CREATE.{stream}.*.>",
@@ -195,16 +201,16 @@ def _permissions(service, names):
         ]
         for other, other_user in USERS.items():
             for subject in other_user.listens:
-                if other == service or stream_of(subject) != REVOCATIONS:
+                if other == service or stream_of(subject) != followed:
                     continue
                 name = durable(other, subject)  # exact only: see namespaced_permissions
                 deny += [
-                    f"$JS.API.CONSUMER.CREATE.{REVOCATIONS}.{name}",
-                    f"$JS.API.CONSUMER.CREATE.{REVOCATIONS}.{name}.>",
-                    f"$JS.API.CONSUMER.DURABLE.CREATE.{REVOCATIONS}.{name}",
-                    f"$JS.API.CONSUMER.MSG.NEXT.{REVOCATIONS}.{name}",
-                    f"$JS.API.CONSUMER.DELETE.{REVOCATIONS}.{name}",
-                    f"$JS.ACK.{REVOCATIONS}.{name}.>",
+                    f"$JS.API.CONSUMER.CREATE.{followed}.{name}",
+                    f"$JS.API.CONSUMER.CREATE.{followed}.{name}.>",
+                    f"$JS.API.CONSUMER.DURABLE.CREATE.{followed}.{name}",
+                    f"$JS.API.CONSUMER.MSG.NEXT.{followed}.{name}",
+                    f"$JS.API.CONSUMER.DELETE.{followed}.{name}",
+                    f"$JS.ACK.{followed}.{name}.>",
                 ]
     return allow, deny
 
@@ -281,20 +287,34 @@ def route_url(n, password="$(NATS_ROUTE_PASSWORD)"):
     return f"nats://{ROUTE_USER}:{password}@nats-{n}.{HEADLESS}:{CLUSTER_PORT}"
 
 
-def nats_config(mode, *, namespaced=False, port=None, replicas=3):
+def nats_config(mode, *, namespaced=False, port=None, replicas=3, local_cluster=None):
     """A nats-server configuration file.
 
     mode "cluster": Kubernetes, `replicas` JetStream nodes (server name from `$POD_NAME`,
     store in /data, routes from `$NATS_ROUTE_<n>`, route password `$NATS_ROUTE_PASSWORD`);
     "single": Kubernetes, one node, no cluster; "local": loopback, the port given here or
     on the command line (`-p`), JetStream and its store from the command line
-    (`--jetstream --store_dir DIR`), plus the `harness` user."""
+    (`--jetstream --store_dir DIR`), plus the `harness` user. A local node of a loopback
+    cluster (`faults/run --nats-cluster`) takes `local_cluster=(server_name, cluster_port,
+    [peer cluster ports])`; its routes are unauthenticated (loopback only)."""
     if mode not in ("cluster", "single", "local"):
         raise ValueError(f"unknown mode {mode!r}")
     lines = [f"# Generated by infra/nats_auth.py ({mode}{', namespaced' if namespaced else ''}): edit its table."]
     if mode == "local":
         if port is not None:
             lines.append(f'listen: "127.0.0.1:{port}"')
+        if local_cluster is not None:
+            server_name, cluster_port, peers = local_cluster
+            lines.append(f"server_name: {_value(server_name)}")
+            lines += _lines(
+                "cluster",
+                {
+                    "name": f"{CLUSTER_NAME}-local",
+                    "listen": f"127.0.0.1:{cluster_port}",
+                    "routes": [f"nats://127.0.0.1:{peer}" for peer in peers],
+                },
+                "",
+            )
     else:
         lines += [
             "server_name: $POD_NAME",
@@ -326,9 +346,26 @@ def nats_config(mode, *, namespaced=False, port=None, replicas=3):
 
 
 def main(argv):
+    def option(name):
+        return argv[argv.index(name) + 1] if name in argv else None
+
     mode = argv[0] if argv else "local"
-    port = int(argv[argv.index("--port") + 1]) if "--port" in argv else None
-    sys.stdout.write(nats_config(mode, namespaced="--namespaced" in argv, port=port))
+    if mode == "passwords":
+        # Dev-only passwords for a local server, as shell exports (dev/lib.sh evaluates
+        # them): fresh on every run, never written to disk by the scripts.
+        import secrets
+
+        for user in [*USERS, HARNESS]:
+            print(f"export {password_variable(user)}=dev-{secrets.token_hex(16)}")
+        return 0
+    port = int(option("--port")) if option("--port") else None
+    local_cluster = None
+    if option("--cluster-port"):
+        peers = [int(p) for p in (option("--routes") or "").split(",") if p]
+        local_cluster = (option("--server-name") or f"n{port}", int(option("--cluster-port")), peers)
+    sys.stdout.write(
+        nats_config(mode, namespaced="--namespaced" in argv, port=port, local_cluster=local_cluster)
+    )
     return 0
 
 

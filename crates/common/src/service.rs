@@ -131,8 +131,9 @@ pub struct Backbone {
 }
 
 impl Backbone {
-    /// Connects (waiting for both servers) and declares `streams`: the service's own, the
-    /// ones it consumes and the dead-letter stream, before it can report ready.
+    /// Connects (waiting for both servers) and declares `streams` before the service can
+    /// report ready: the service's own and the dead-letter stream are created or updated,
+    /// the others are their publishers' (see [`EventBus::declare_streams`]).
     pub async fn connect(
         name: &'static str,
         mongo: &crate::config::MongoSettings,
@@ -142,10 +143,13 @@ impl Backbone {
     ) -> anyhow::Result<Self> {
         let db = crate::mongo::connect(mongo, name).await?;
         let bus = EventBus::connect(nats, name).await?;
-        for stream in streams {
-            bus.ensure_stream(*stream).await?;
-        }
+        bus.declare_streams(name, streams).await?;
         let mut metrics = crate::telemetry::Metrics::builder();
+        metrics.registry().register(
+            "nats_permission_denied",
+            "Operations the NATS server refused this service for lack of permission (a deployment error)",
+            bus.permission_denied().clone(),
+        );
         let listeners = ListenerContext {
             bus: bus.clone(),
             service: name,
@@ -230,7 +234,10 @@ impl Backbone {
         if let Some(feed) = self.revocation_feed {
             service = service.with_task("revocation-feed", move |token| feed.follow(token));
         }
-        let (bus, streams) = (self.bus.clone(), self.streams.clone());
+        let name = self.name;
+        let owned = self.streams.iter().copied().filter(|s| s.owner() == Some(name)).collect();
+        let bus = self.bus.clone();
+        let streams: Vec<_> = owned;
         service = service.with_task("stream-fill", move |token| fill.watch(bus, streams, token));
         let mut pruner = self.pruner;
         if let Some(outbox) = outbox {

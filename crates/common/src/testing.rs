@@ -113,16 +113,55 @@ pub fn fresh_namespace() -> crate::events::Namespace {
     crate::events::Namespace::new(Some(&unique_name("t"))).expect("a generated namespace is valid")
 }
 
-/// The URL of the test NATS server (exported by `dev/test`).
+/// The URL of the test NATS server (exported by `dev/test`), with the `harness` user's
+/// credentials: test helpers and tools may do anything.
 pub fn nats_url() -> String {
     std::env::var("NATS_URL")
         .unwrap_or_else(|_| panic!("NATS_URL is not set: run the tests with `dev/test`, which starts the test servers"))
 }
 
-/// Settings for the test NATS server under a fresh namespace.
+/// The same settings, connecting as `service`'s own NATS user (password from
+/// `NATS_PASSWORD_<SERVICE>`, which `dev/test` exports with the server it starts), so a
+/// service under test has exactly the permissions it has in production
+/// (`infra/nats_auth.py`). Without that variable (a server started by hand, without
+/// authorization) the settings are returned unchanged.
+pub fn as_service(nats: &crate::events::NatsSettings, service: &str) -> crate::events::NatsSettings {
+    use secrecy::ExposeSecret;
+    let Ok(password) = std::env::var(format!("NATS_PASSWORD_{}", service.to_uppercase())) else {
+        return nats.clone();
+    };
+    let url = nats.url.expose_secret();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("nats", url));
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    crate::events::NatsSettings { url: format!("{scheme}://{service}:{password}@{host}").into(), ..nats.clone() }
+}
+
+/// The same settings as the `harness` user (what `NATS_URL` says), for a test's own
+/// connection beside the services it started.
+pub fn as_harness(nats: &crate::events::NatsSettings) -> crate::events::NatsSettings {
+    crate::events::NatsSettings { url: nats_url().into(), ..nats.clone() }
+}
+
+/// The same settings (credentials included) reaching the server through a new proxy the
+/// test can cut.
+pub async fn nats_behind_proxy(nats: &crate::events::NatsSettings) -> (crate::events::NatsSettings, TcpProxy) {
+    use secrecy::ExposeSecret;
+    let url = nats.url.expose_secret();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("nats", url));
+    let (userinfo, host) = match rest.rsplit_once('@') {
+        Some((userinfo, host)) => (format!("{userinfo}@"), host),
+        None => (String::new(), rest),
+    };
+    let proxy = TcpProxy::start(host.trim_end_matches('/')).await.expect("a proxy");
+    let url = format!("{scheme}://{userinfo}{}", proxy.addr());
+    (crate::events::NatsSettings { url: url.into(), ..nats.clone() }, proxy)
+}
+
+/// Settings for the test NATS server under a fresh namespace (as the `harness` user; a
+/// service under test connects through [`as_service`]).
 pub fn fresh_nats() -> crate::events::NatsSettings {
     crate::events::NatsSettings {
-        url: nats_url(),
+        url: nats_url().into(),
         namespace: fresh_namespace(),
         startup_timeout: std::time::Duration::from_secs(20),
         // Every test declares its own streams on one server, which would reserve each one's
@@ -309,6 +348,17 @@ impl TestHttp {
     /// The application's `/metrics` text.
     pub async fn metrics(&self) -> String {
         self.get("/metrics", None).await.text().await.expect("metrics text")
+    }
+
+    /// `nats_permission_denied_total`: the operations NATS refused the service (with the
+    /// users of `infra/nats_auth.py`, which `dev/test` runs, anything but 0 means the
+    /// table and the code disagree).
+    pub async fn nats_permission_denials(&self) -> u64 {
+        let metrics = self.metrics().await;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("nats_permission_denied_total ")?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no nats_permission_denied_total in:\n{metrics}"))
     }
 
     /// Waits until the listener `consumer` (`<service>-<subject-with-dashes>`) has handled

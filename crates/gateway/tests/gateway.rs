@@ -148,7 +148,7 @@ async fn the_merged_description_holds_every_route_of_every_service_without_clash
     expected.sort();
     paths.sort();
     assert_eq!(paths, expected);
-    assert_eq!(paths.len(), 16, "the SPEC's 16 public paths: {paths:?}");
+    assert_eq!(paths.len(), 17, "the SPEC's 16 public paths and the live ticket feed: {paths:?}");
     for path in paths.iter().filter(|p| p.starts_with("/api/")) {
         assert!(
             RouteTable::from_manifest(INGRESS).unwrap().route(path).is_some(),

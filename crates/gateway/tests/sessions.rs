@@ -127,4 +127,9 @@ async fn a_ban_is_honoured_by_every_service_and_an_unban_only_by_new_sessions() 
     assert_eq!(status, 201, "a token issued after the unban works");
     let (status, _) = stolen.call("GET", "/api/orders", None).await;
     assert_eq!(status, 401, "a token from before the ban stays refused");
+
+    // All of it within each service's NATS permissions (infra/nats_auth.py).
+    for (name, started) in services.iter().map(|(n, s)| (*n, s)).chain([("tickets (late)", &late)]) {
+        assert_eq!(started.http.nats_permission_denials().await, 0, "{name}");
+    }
 }

@@ -28,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
         query: db("query").await?,
     };
     let nats = NatsSettings {
-        url: nats_url.clone(),
+        url: nats_url.clone().into(),
         namespace: Namespace::new(args.get(2).map(String::as_str)).map_err(anyhow::Error::msg)?,
         startup_timeout: std::time::Duration::from_secs(10),
         limits: common::events::StreamLimits::default(),

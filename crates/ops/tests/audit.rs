@@ -102,6 +102,9 @@ async fn a_sale_a_cancellation_and_an_open_order_audit_clean_and_a_corruption_is
     let clean = quiet_audit(&p).await;
     assert_eq!(clean.findings, vec![], "{clean:?}");
     assert_eq!((clean.tickets, clean.orders, clean.payments), (3, 3, 1));
+    for service in [&p.tickets, &p.orders, &p.payments, &p.query] {
+        assert_eq!(service.nats_permission_denials().await, 0, "{} stayed within its NATS user", service.base);
+    }
 
     // Corrupt the tickets database by hand: the ticket of the open order loses its holder.
     let open_ticket = bson::oid::ObjectId::parse_str(&ticket_ids[2]).unwrap();

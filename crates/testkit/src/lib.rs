@@ -35,7 +35,7 @@ pub async fn auth(
         auth::Application::build(auth::Config {
             http: test_http_settings(),
             mongo,
-            nats: nats.clone(),
+            nats: common::testing::as_service(nats, "auth"),
             session: session.clone(),
             refresh: auth::config::RefreshSettings {
                 ttl: Duration::from_secs(3600),
@@ -61,7 +61,7 @@ pub async fn tickets(
         tickets::Application::build(tickets::Config {
             http: test_http_settings(),
             mongo,
-            nats: nats.clone(),
+            nats: common::testing::as_service(nats, "tickets"),
             session: session.clone(),
             listener: fast_listener_settings(),
         }),
@@ -80,7 +80,7 @@ pub async fn orders(
         orders::Application::build(orders::Config {
             http: test_http_settings(),
             mongo,
-            nats: nats.clone(),
+            nats: common::testing::as_service(nats, "orders"),
             session: session.clone(),
             expiration_window,
             max_active_per_user: 5,
@@ -101,7 +101,7 @@ pub async fn payments(
         payments::Application::build(payments::Config {
             http: test_http_settings(),
             mongo,
-            nats: nats.clone(),
+            nats: common::testing::as_service(nats, "payments"),
             session: session.clone(),
             provider: payments::config::ProviderSettings::Test,
             listener: fast_listener_settings(),
@@ -125,7 +125,7 @@ pub async fn query(
         query::Application::build(query::Config {
             http: test_http_settings(),
             mongo,
-            nats: nats.clone(),
+            nats: common::testing::as_service(nats, "query"),
             session: session.clone(),
             listener: fast_listener_settings(),
             live_feed: true,
@@ -139,7 +139,7 @@ pub async fn expiration(mongo: MongoSettings, nats: &NatsSettings, stop: &Cancel
         expiration::Application::build(expiration::Config {
             http: test_http_settings(),
             mongo,
-            nats: nats.clone(),
+            nats: common::testing::as_service(nats, "expiration"),
             listener: fast_listener_settings(),
         }),
         stop

@@ -86,6 +86,7 @@ fn stream_config(bus: &EventBus) -> stream::Config {
         // Only recent changes matter: a client further behind reloads.
         max_messages: i64::try_from(RING * 4).unwrap_or(i64::MAX),
         max_age: Duration::from_secs(3600),
+        num_replicas: bus.limits().replicas,
         ..Default::default()
     }
 }
@@ -209,6 +210,7 @@ impl Feed {
         };
         let consumer = stream
             .create_consumer(pull::OrderedConfig {
+                name: Some(bus.ephemeral_name("feed")),
                 filter_subject: bus.namespace().subject(SUBJECT),
                 deliver_policy: DeliverPolicy::ByStartSequence { start_sequence },
                 ..Default::default()

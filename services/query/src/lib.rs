@@ -82,7 +82,8 @@ pub async fn backlog(bus: &EventBus) -> anyhow::Result<u64> {
 /// their streams. Missing ones are fine.
 pub async fn reset_consumers(bus: &EventBus) -> anyhow::Result<()> {
     for subject in SUBJECTS {
-        let stream = bus.jetstream().get_stream(bus.namespace().stream(subject.stream())).await?;
+        // A stream not created yet has no consumer to reset.
+        let Some(stream) = bus.existing_stream(subject.stream()).await? else { continue };
         let name = consumer_name(bus, subject);
         if stream.delete_consumer(&name).await.is_ok() {
             tracing::info!(consumer = %name, "consumer reset; it replays from the start");
@@ -99,9 +100,6 @@ const STREAMS: [StreamName; 4] =
 pub async fn rebuild(config: &Config) -> anyhow::Result<()> {
     let db = common::mongo::connect(&mongo_settings(config), SERVICE).await?;
     let bus = EventBus::connect(&config.nats, SERVICE).await?;
-    for stream in STREAMS {
-        bus.ensure_stream(stream).await?;
-    }
     Store::new(&db).drop_all().await?;
     reset_consumers(&bus).await?;
     bus.client().drain().await?;

@@ -31,6 +31,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Event, EventBus, MSG_ID_HEADER, StreamName};
 
+/// How often a listener looks for a stream its publisher has not created yet.
+const STREAM_WAIT: Duration = Duration::from_millis(250);
+
 /// Why a handler did not apply an event.
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
@@ -188,9 +191,21 @@ impl<H: Handler> Worker<H> {
     async fn consume(self: &Arc<Self>, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let subject = H::Event::SUBJECT;
         let namespace = self.bus.namespace();
-        self.bus.ensure_stream(subject.stream()).await?;
         self.bus.ensure_stream(StreamName::DeadLetter).await?;
-        let stream = self.bus.jetstream().get_stream(namespace.stream(subject.stream())).await?;
+        // The publisher owns its stream and creates it when it starts; until then, wait.
+        let mut waiting = false;
+        let stream = loop {
+            if let Some(stream) = self.bus.existing_stream(subject.stream()).await? {
+                break stream;
+            }
+            if !std::mem::replace(&mut waiting, true) {
+                tracing::info!(consumer = %self.durable, stream = %namespace.stream(subject.stream()), "waiting for the publisher to create its stream");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(STREAM_WAIT) => {}
+                () = shutdown.cancelled() => return Ok(()),
+            }
+        };
         let consumer = stream
             .create_consumer(pull::Config {
                 durable_name: Some(self.durable.clone()),

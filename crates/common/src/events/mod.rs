@@ -27,6 +27,8 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::config::{ConfigError, Env};
 use crate::money::Price;
 
@@ -59,6 +61,20 @@ impl StreamName {
     /// Whether `query rebuild` replays the stream from its start (so nothing may age out).
     pub const fn is_history(self) -> bool {
         matches!(self, Self::Tickets | Self::Orders | Self::Payments)
+    }
+
+    /// The service that publishes into the stream, and so the only one that creates and
+    /// updates it (`None`: the dead-letter stream, which every listener writes to). The
+    /// NATS users of `infra/nats_auth.py` grant exactly this.
+    pub const fn owner(self) -> Option<&'static str> {
+        match self {
+            Self::Tickets => Some("tickets"),
+            Self::Orders => Some("orders"),
+            Self::Payments => Some("payments"),
+            Self::Expiration => Some("expiration"),
+            Self::Users => Some("auth"),
+            Self::DeadLetter => None,
+        }
     }
 
     /// The subject filter the stream captures, without namespace (`ticket.>`).
@@ -354,14 +370,61 @@ impl Namespace {
     }
 }
 
-/// Where NATS is: `NATS_URL`, and the optional `EVENT_NAMESPACE`.
-#[derive(Debug, Clone)]
+/// Where NATS is and who this service is there: `NATS_URL` (with the service's own user
+/// and password in production, `nats://orders:<password>@nats:4222`), the optional
+/// `EVENT_NAMESPACE`, and how many copies the cluster keeps of the streams this service
+/// owns (`NATS_STREAM_REPLICAS`, default 1; 3 on the production cluster).
+#[derive(Clone)]
 pub struct NatsSettings {
-    pub url: String,
+    /// Kept secret: it carries the password.
+    pub url: SecretString,
     pub namespace: Namespace,
     /// How long start-up waits for the server (`STARTUP_TIMEOUT_SECONDS`, default 60).
     pub startup_timeout: Duration,
     pub limits: StreamLimits,
+}
+
+impl std::fmt::Debug for NatsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsSettings")
+            .field("url", &redact_url(self.url.expose_secret()))
+            .field("namespace", &self.namespace)
+            .field("startup_timeout", &self.startup_timeout)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+/// A user and its password.
+type Credentials = (String, String);
+
+/// The servers of `NATS_URL` (one URL, or several separated by commas: the nodes of a
+/// cluster, tried in turn) and the user and password they carry. The client does not read
+/// credentials from a URL by itself.
+fn parse_nats_url(url: &str) -> anyhow::Result<(Vec<async_nats::ServerAddr>, Option<Credentials>)> {
+    let servers = url
+        .split(',')
+        .map(|part| part.trim().parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("NATS_URL {} is not a NATS URL: {e}", redact_url(url)))?;
+    let credentials = servers
+        .iter()
+        .find(|s| s.has_user_pass())
+        .map(|s| (s.username().unwrap_or_default().to_owned(), s.password().unwrap_or_default().to_owned()));
+    Ok((servers, credentials))
+}
+
+/// A URL with its password (if any) replaced by `***`, for logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// How big the streams may grow (see [`EventBus::stream_config`]).
@@ -376,11 +439,14 @@ pub struct StreamLimits {
     /// The other streams (`EXPIRATION`, `USERS`, `DEADLETTER`) keep this long
     /// (`STREAM_MAX_AGE_SECONDS`, default 30 days): nobody replays them from the start.
     pub max_age: Duration,
+    /// How many servers of the cluster keep a copy of each stream the service owns
+    /// (`NATS_STREAM_REPLICAS`, 1 to 5, default 1).
+    pub replicas: usize,
 }
 
 impl Default for StreamLimits {
     fn default() -> Self {
-        Self { history_max_bytes: 512 * 1024 * 1024, max_age: Duration::from_secs(30 * 24 * 3600) }
+        Self { history_max_bytes: 512 * 1024 * 1024, max_age: Duration::from_secs(30 * 24 * 3600), replicas: 1 }
     }
 }
 
@@ -389,13 +455,18 @@ impl NatsSettings {
         let namespace = Namespace::new(env.get("EVENT_NAMESPACE"))
             .map_err(|reason| ConfigError::Invalid { name: "EVENT_NAMESPACE", reason })?;
         let defaults = StreamLimits::default();
+        let replicas = env.parse_or("NATS_STREAM_REPLICAS", defaults.replicas)?;
+        if !(1..=5).contains(&replicas) {
+            return Err(ConfigError::Invalid { name: "NATS_STREAM_REPLICAS", reason: "must be 1 to 5".into() });
+        }
         Ok(Self {
-            url: env.required("NATS_URL")?.to_owned(),
+            url: SecretString::from(env.required("NATS_URL")?.to_owned()),
             namespace,
             startup_timeout: env.seconds_or("STARTUP_TIMEOUT_SECONDS", 60)?,
             limits: StreamLimits {
                 history_max_bytes: env.parse_or("STREAM_HISTORY_MAX_BYTES", defaults.history_max_bytes)?,
                 max_age: env.seconds_or("STREAM_MAX_AGE_SECONDS", defaults.max_age.as_secs())?,
+                replicas,
             },
         })
     }
@@ -408,26 +479,49 @@ pub struct EventBus {
     jetstream: jetstream::Context,
     namespace: Namespace,
     limits: StreamLimits,
+    permission_denied: Counter,
+    /// Who connected (the service's NATS user); names its inbox and ephemeral consumers.
+    name: String,
 }
+
+type Counter = prometheus_client::metrics::counter::Counter;
 
 /// How long a publish waits for the server's acknowledgement.
 const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl EventBus {
-    /// Connects, retrying with growing pauses until the server answers or the start-up
-    /// timeout passes. Once connected the client reconnects on its own, forever.
+    /// Connects as `name`, retrying with growing pauses until the server answers or the
+    /// start-up timeout passes. Once connected the client reconnects on its own, forever.
+    ///
+    /// Replies (requests, pulled messages) come back on `_INBOX_<name>.>`, the only
+    /// subjects a service's NATS user may subscribe to; an operation the server refuses
+    /// (`Permissions Violation`) is logged and counted ([`EventBus::permission_denied`]).
     pub async fn connect(settings: &NatsSettings, name: &str) -> anyhow::Result<Self> {
         let deadline = tokio::time::Instant::now() + settings.startup_timeout;
         let mut pause = Duration::from_millis(200);
+        let permission_denied = Counter::default();
+        let (servers, credentials) = parse_nats_url(settings.url.expose_secret())?;
         loop {
-            let options = async_nats::ConnectOptions::new()
+            let denied = permission_denied.clone();
+            let mut options = async_nats::ConnectOptions::new();
+            if let Some((user, password)) = &credentials {
+                options = options.user_and_password(user.clone(), password.clone());
+            }
+            let options = options
                 .name(name)
+                .custom_inbox_prefix(format!("_INBOX_{name}"))
                 .max_reconnects(None)
-                .connection_timeout(Duration::from_secs(2));
-            match options.connect(settings.url.as_str()).await {
+                .connection_timeout(Duration::from_secs(2))
+                .event_callback(move |event| {
+                    let denied = denied.clone();
+                    async move { on_event(&event, &denied) }
+                });
+            match options.connect(servers.clone()).await {
                 Ok(client) => {
                     let mut bus = Self::new(client, settings.namespace.clone());
                     bus.limits = settings.limits.clone();
+                    bus.permission_denied = permission_denied;
+                    bus.name = name.to_owned();
                     return Ok(bus);
                 }
                 Err(err) if tokio::time::Instant::now() + pause < deadline => {
@@ -442,7 +536,34 @@ impl EventBus {
 
     pub fn new(client: async_nats::Client, namespace: Namespace) -> Self {
         let jetstream = jetstream::ContextBuilder::new().timeout(PUBLISH_ACK_TIMEOUT).build(client.clone());
-        Self { client, jetstream, namespace, limits: StreamLimits::default() }
+        Self {
+            client,
+            jetstream,
+            namespace,
+            limits: StreamLimits::default(),
+            permission_denied: Counter::default(),
+            name: "client".to_owned(),
+        }
+    }
+
+    /// A fresh name for an ephemeral (ordered) consumer: `<service>-<purpose>-<unique>`,
+    /// one token, namespaced. Ordered consumers are created under a name because the
+    /// server's permissions can only see names in the API subject: the nameless create
+    /// request is refused to services (see `infra/nats_auth.py`).
+    pub fn ephemeral_name(&self, purpose: &str) -> String {
+        self.namespace.name(&format!("{}-{purpose}-{}", self.name, uuid::Uuid::now_v7().simple()))
+    }
+
+    pub fn limits(&self) -> &StreamLimits {
+        &self.limits
+    }
+
+    /// How many operations the server refused for lack of permission since connecting
+    /// (`nats_permission_denied_total` once [`crate::service::Backbone`] registers it).
+    /// Anything above zero is a deployment error: a service doing what its NATS user
+    /// does not allow (see `infra/nats_auth.py`).
+    pub fn permission_denied(&self) -> &Counter {
+        &self.permission_denied
     }
 
     pub fn client(&self) -> &async_nats::Client {
@@ -469,6 +590,7 @@ impl EventBus {
             retention: stream::RetentionPolicy::Limits,
             duplicate_window: Duration::from_secs(600),
             allow_direct: true,
+            num_replicas: self.limits.replicas,
             ..Default::default()
         };
         if stream.is_history() {
@@ -482,13 +604,61 @@ impl EventBus {
         config
     }
 
-    /// Creates the stream, or applies the configuration to an existing one.
+    /// Creates the stream, or applies the configuration to an existing one. Only the
+    /// stream's owner ([`StreamName::owner`]) may (and the dead-letter stream, any listener).
     pub async fn ensure_stream(&self, stream: StreamName) -> anyhow::Result<()> {
         self.jetstream
             .create_or_update_stream(self.stream_config(stream))
             .await
             .map_err(|e| anyhow::anyhow!("cannot declare stream {}: {e}", self.namespace.stream(stream)))?;
         Ok(())
+    }
+
+    /// Creates the stream if it does not exist yet, and leaves an existing one exactly as
+    /// it is (its owner decides its configuration).
+    pub async fn create_stream_if_missing(&self, stream: StreamName) -> anyhow::Result<()> {
+        use jetstream::context::CreateStreamErrorKind;
+        match self.jetstream.create_stream(self.stream_config(stream)).await {
+            Ok(_) => Ok(()),
+            Err(err)
+                if matches!(err.kind(), CreateStreamErrorKind::JetStream(ref e)
+                    if e.error_code() == jetstream::ErrorCode::STREAM_NAME_EXIST) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(anyhow::anyhow!("cannot create stream {}: {err}", self.namespace.stream(stream))),
+        }
+    }
+
+    /// Declares what `service` needs of `streams` before it starts: its own stream and
+    /// the dead-letter stream are created or updated; `USERS`, which every service's
+    /// revocation feed reads before it may report ready, is created if missing; a stream
+    /// of another publisher is left to it (the listeners on it wait until it exists).
+    pub async fn declare_streams(&self, service: &str, streams: &[StreamName]) -> anyhow::Result<()> {
+        for &stream in streams {
+            match stream.owner() {
+                Some(owner) if owner == service => self.ensure_stream(stream).await?,
+                None => self.ensure_stream(stream).await?,
+                Some(_) if stream == StreamName::Users => self.create_stream_if_missing(stream).await?,
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The stream, or `None` when it does not exist (yet).
+    pub async fn existing_stream(&self, stream: StreamName) -> anyhow::Result<Option<jetstream::stream::Stream>> {
+        use jetstream::context::GetStreamErrorKind;
+        match self.jetstream.get_stream(self.namespace.stream(stream)).await {
+            Ok(handle) => Ok(Some(handle)),
+            Err(err)
+                if matches!(err.kind(), GetStreamErrorKind::JetStream(ref e)
+                    if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(anyhow::anyhow!("cannot read stream {}: {err}", self.namespace.stream(stream))),
+        }
     }
 
     /// Publishes a payload on a (logical) subject with the event id as `Nats-Msg-Id`, and
@@ -516,6 +686,26 @@ impl EventBus {
     pub async fn publish<E: Event>(&self, event_id: &str, event: &E) -> anyhow::Result<bool> {
         let payload = serde_json::to_vec(event)?;
         self.publish_raw(E::SUBJECT.as_str(), event_id, payload.into()).await
+    }
+}
+
+/// Logs what the server tells the client beyond messages, and counts refused operations.
+fn on_event(event: &async_nats::Event, permission_denied: &Counter) {
+    use async_nats::{Event, ServerError};
+    match event {
+        Event::ServerError(ServerError::Other(message))
+            if message.to_ascii_lowercase().contains("permissions violation") =>
+        {
+            permission_denied.inc();
+            tracing::error!(error = %message, "NATS refused an operation: this service's user lacks the permission");
+        }
+        Event::ServerError(ServerError::AuthorizationViolation) => {
+            tracing::error!("NATS refused the credentials in NATS_URL");
+        }
+        Event::Connected => tracing::info!("NATS connected"),
+        Event::Disconnected => tracing::warn!("NATS disconnected; reconnecting"),
+        Event::LameDuckMode => tracing::info!("NATS server entering lame duck mode; moving to another node"),
+        other => tracing::warn!(event = %other, "NATS"),
     }
 }
 
@@ -579,16 +769,59 @@ mod tests {
             .await
             .expect("a lazy client");
         let mut bus = EventBus::new(client, Namespace::default());
-        bus.limits = StreamLimits { history_max_bytes: 1_000_000, max_age: Duration::from_secs(3600) };
+        bus.limits = StreamLimits { history_max_bytes: 1_000_000, max_age: Duration::from_secs(3600), replicas: 3 };
 
         let tickets = bus.stream_config(StreamName::Tickets);
         let users = bus.stream_config(StreamName::Users);
 
         assert_eq!((tickets.max_bytes, tickets.discard), (1_000_000, stream::DiscardPolicy::New));
         assert_eq!(tickets.max_age, Duration::ZERO, "history never ages out");
+        assert_eq!((tickets.num_replicas, users.num_replicas), (3, 3));
         assert_eq!(users.max_age, Duration::from_secs(3600));
         assert!(StreamName::Orders.is_history() && StreamName::Payments.is_history());
         assert!(!StreamName::Expiration.is_history() && !StreamName::DeadLetter.is_history());
+    }
+
+    #[test]
+    fn the_settings_never_show_the_password() {
+        let env = Env::from_pairs([("NATS_URL", "nats://orders:s3cret-pw@nats:4222"), ("NATS_STREAM_REPLICAS", "3")]);
+        let settings = NatsSettings::from_env(&env).unwrap();
+        let shown = format!("{settings:?}");
+        assert!(shown.contains("nats://orders:***@nats:4222") && !shown.contains("s3cret"), "{shown}");
+        assert_eq!(settings.limits.replicas, 3);
+        assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert_eq!(redact_url("nats://a:b@h:1/x?y=@z"), "nats://a:***@h:1/x?y=@z");
+        let bad = Env::from_pairs([("NATS_URL", "nats://n:4222"), ("NATS_STREAM_REPLICAS", "0")]);
+        assert!(matches!(NatsSettings::from_env(&bad), Err(ConfigError::Invalid { name: "NATS_STREAM_REPLICAS", .. })));
+    }
+
+    #[test]
+    fn a_cluster_url_lists_every_node_and_the_credentials_come_from_it() {
+        let (servers, credentials) =
+            parse_nats_url("nats://query:pw@127.0.0.1:4222,nats://query:pw@127.0.0.1:4223").unwrap();
+        assert_eq!(servers.len(), 2);
+        assert_eq!(credentials, Some(("query".to_owned(), "pw".to_owned())));
+        assert_eq!(parse_nats_url("nats://127.0.0.1:4222").unwrap().1, None);
+        let err = parse_nats_url("nats://u:secret@[bad").unwrap_err().to_string();
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn each_stream_has_one_owner_the_publisher_of_its_subjects() {
+        use std::collections::HashMap;
+        let owners: HashMap<_, _> = [
+            (Subject::TicketCreated, "tickets"),
+            (Subject::OrderCreated, "orders"),
+            (Subject::PaymentCreated, "payments"),
+            (Subject::ExpirationComplete, "expiration"),
+            (Subject::UserBanned, "auth"),
+        ]
+        .into_iter()
+        .collect();
+        for (subject, owner) in owners {
+            assert_eq!(subject.stream().owner(), Some(owner), "{subject:?}");
+        }
+        assert_eq!(StreamName::DeadLetter.owner(), None);
     }
 
     #[test]

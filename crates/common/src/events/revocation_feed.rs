@@ -130,7 +130,8 @@ impl RevocationFeed {
     /// Opens the consumer (from the start of the window, or after the last applied event)
     /// and reads until nothing is pending.
     async fn catch_up(&mut self) -> anyhow::Result<()> {
-        self.bus.ensure_stream(StreamName::Users).await?;
+        // Created here if auth never ran: the feed must load before the service is ready.
+        self.bus.create_stream_if_missing(StreamName::Users).await?;
         let namespace = self.bus.namespace();
         let stream = self.bus.jetstream().get_stream(namespace.stream(StreamName::Users)).await?;
         let deliver_policy = match self.last_sequence.load(Ordering::Relaxed) {
@@ -146,6 +147,7 @@ impl RevocationFeed {
         };
         let consumer = stream
             .create_consumer(pull::OrderedConfig {
+                name: Some(self.bus.ephemeral_name("revocations")),
                 filter_subject: namespace.subject(StreamName::Users.filter()),
                 deliver_policy,
                 ..Default::default()

@@ -29,7 +29,7 @@ pub fn test_config(mongo: MongoSettings) -> Config {
             body_limit: 16 * 1024,
         },
         mongo,
-        nats: common::testing::fresh_nats(),
+        nats: common::testing::as_service(&common::testing::fresh_nats(), "auth"),
         session: SessionSettings { jwt_key: random_jwt_key(), jwt_ttl: Duration::from_secs(900), cookie_secure: false },
         refresh: RefreshSettings { ttl: Duration::from_secs(3600), reuse_grace: Duration::from_secs(10) },
         signin_attempts_per_minute: 1000,
@@ -46,7 +46,9 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(config: Config) -> TestApp {
     let sessions = config.session.sessions();
-    let bus = common::events::EventBus::connect(&config.nats, "auth-test").await.expect("a NATS connection");
+    let bus = common::events::EventBus::connect(&common::testing::as_harness(&config.nats), "auth-test")
+        .await
+        .expect("a NATS connection");
     let db = mongodb::Client::with_uri_str(secrecy::ExposeSecret::expose_secret(&fresh_uri(&config)))
         .await
         .expect("a client for the test database")

@@ -30,7 +30,7 @@ pub async fn start(mongo: &MongoSettings, nats: &NatsSettings) -> Worker {
     let config = Config {
         http: common::testing::test_http_settings(),
         mongo: mongo.clone(),
-        nats: nats.clone(),
+        nats: common::testing::as_service(nats, "expiration"),
         listener: fast_listener_settings(),
     };
     let application = Application::build(config).await.expect("the worker builds");

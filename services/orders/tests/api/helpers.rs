@@ -28,7 +28,7 @@ pub fn test_config(nats: NatsSettings) -> Config {
     Config {
         http: test_http_settings(),
         mongo: fresh_mongo("orders"),
-        nats,
+        nats: common::testing::as_service(&nats, "orders"),
         session: test_session_settings(),
         expiration_window: Duration::from_secs(900),
         max_active_per_user: 5,
@@ -42,7 +42,8 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn(config: Config) -> TestApp {
     let sessions = config.session.sessions();
-    let bus = EventBus::connect(&config.nats, "orders-test").await.expect("a NATS connection");
+    let bus =
+        EventBus::connect(&common::testing::as_harness(&config.nats), "orders-test").await.expect("a NATS connection");
     let db = common::testing::test_database(&config.mongo.database).await;
     let application = Application::build(config).await.expect("the application builds");
     let http = TestHttp::new(application.port());

@@ -32,7 +32,7 @@ pub fn test_config(provider: ProviderSettings) -> Config {
     Config {
         http: test_http_settings(),
         mongo: fresh_mongo("payments"),
-        nats: fresh_nats(),
+        nats: common::testing::as_service(&fresh_nats(), "payments"),
         session: test_session_settings(),
         provider,
         listener: fast_listener_settings(),
@@ -58,7 +58,9 @@ pub async fn spawn_app_with_stripe(base_url: &str) -> TestApp {
 
 pub async fn spawn(config: Config) -> TestApp {
     let sessions = config.session.sessions();
-    let bus = EventBus::connect(&config.nats, "payments-test").await.expect("a NATS connection");
+    let bus = EventBus::connect(&common::testing::as_harness(&config.nats), "payments-test")
+        .await
+        .expect("a NATS connection");
     let db = common::testing::test_database(&config.mongo.database).await;
     let application = Application::build(config).await.expect("the application builds");
     let http = TestHttp::new(application.port());

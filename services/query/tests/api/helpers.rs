@@ -32,7 +32,7 @@ pub fn test_config(mongo: MongoSettings, nats: NatsSettings) -> Config {
     Config {
         http: test_http_settings(),
         mongo,
-        nats,
+        nats: common::testing::as_service(&nats, "query"),
         session: test_session_settings(),
         listener: fast_listener_settings(),
         live_feed: true,
@@ -45,7 +45,8 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn(config: Config) -> TestApp {
     let sessions = config.session.sessions();
-    let bus = EventBus::connect(&config.nats, "query-test").await.expect("a NATS connection");
+    let bus =
+        EventBus::connect(&common::testing::as_harness(&config.nats), "query-test").await.expect("a NATS connection");
     let application = Application::build(config.clone()).await.expect("the application builds");
     let http = TestHttp::new(application.port());
     let shutdown = CancellationToken::new();

@@ -33,7 +33,7 @@ pub fn test_config() -> Config {
     Config {
         http: common::testing::test_http_settings(),
         mongo: fresh_mongo("tickets"),
-        nats: fresh_nats(),
+        nats: common::testing::as_service(&fresh_nats(), "tickets"),
         session: common::testing::test_session_settings(),
         listener: fast_listener_settings(),
     }
@@ -50,15 +50,14 @@ pub async fn spawn_app_behind_nats_proxy() -> TestApp {
 
 /// As [`spawn_app_behind_nats_proxy`], with `config`.
 pub async fn spawn_app_behind_nats_proxy_with(mut config: Config) -> TestApp {
-    let target = config.nats.url.trim_start_matches("nats://").to_owned();
-    let proxy = TcpProxy::start(&target).await.expect("a proxy");
-    config.nats.url = format!("nats://{}", proxy.addr());
+    let (nats, proxy) = common::testing::nats_behind_proxy(&config.nats).await;
+    config.nats = nats;
     spawn(config, Some(proxy)).await
 }
 
 pub async fn spawn(config: Config, nats_proxy: Option<TcpProxy>) -> TestApp {
     let sessions = config.session.sessions();
-    let direct = common::events::NatsSettings { url: common::testing::nats_url(), ..config.nats.clone() };
+    let direct = common::testing::as_harness(&config.nats);
     let bus = EventBus::connect(&direct, "tickets-test").await.expect("a NATS connection");
     let db = common::testing::test_database(&config.mongo.database).await;
     let application = Application::build(config).await.expect("the application builds");

@@ -110,6 +110,7 @@ async fn an_undecodable_message_is_dead_lettered_and_the_next_one_still_handled(
     let (_, cookie) = app.user();
     let id = app.create_ticket(&cookie, "concert", 10.0).await["id"].as_str().unwrap().to_owned();
 
+    app.bus.ensure_stream(StreamName::Orders).await.unwrap();
     app.bus.publish_raw("order.created", "poison-1", b"{not json".as_slice().into()).await.unwrap();
     app.publish(&order_created(&object_id_hex(), &id)).await;
 
@@ -162,7 +163,8 @@ async fn an_order_for_an_unknown_ticket_is_dead_lettered_at_once() {
 async fn a_changed_consumer_configuration_is_applied_at_start_up() {
     use async_nats::jetstream::consumer::{AckPolicy, pull};
     let config = crate::helpers::test_config();
-    let bus = common::events::EventBus::connect(&config.nats, "old-deployment").await.unwrap();
+    let bus =
+        common::events::EventBus::connect(&common::testing::as_harness(&config.nats), "old-deployment").await.unwrap();
     bus.ensure_stream(StreamName::Orders).await.unwrap();
     let ns = bus.namespace().clone();
     let stream = bus.jetstream().get_stream(ns.stream(StreamName::Orders)).await.unwrap();

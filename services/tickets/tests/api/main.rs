@@ -6,6 +6,7 @@ mod create;
 mod helpers;
 mod listeners;
 mod outbox;
+mod permissions;
 mod price_text;
 mod revocations;
 mod show_and_list;

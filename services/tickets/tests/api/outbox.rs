@@ -7,7 +7,6 @@ use common::testing::read_stream;
 use serde_json::Value;
 
 use crate::helpers::{WAIT, spawn, spawn_app_behind_nats_proxy, test_config};
-use common::testing::TcpProxy;
 
 #[tokio::test]
 async fn with_nats_down_writes_succeed_and_their_events_are_published_once_it_is_back() {
@@ -69,8 +68,8 @@ async fn a_write_whose_instance_stopped_before_publishing_is_published_by_the_ne
     // instance is gone before its relay could publish (NATS unreachable for it throughout).
     let config = test_config();
     let mut first = config.clone();
-    let proxy = TcpProxy::start(first.nats.url.trim_start_matches("nats://")).await.unwrap();
-    first.nats.url = format!("nats://{}", proxy.addr());
+    let (nats, proxy) = common::testing::nats_behind_proxy(&first.nats).await;
+    first.nats = nats;
     let app = spawn(first, Some(proxy)).await;
     let (_, cookie) = app.user();
     app.nats_proxy.as_ref().unwrap().cut();
