@@ -70,18 +70,15 @@ async fn mongo(uri: &str, reads: usize, write_txn: bool, concurrency: usize, sec
                 let started = Instant::now();
                 if write_txn {
                     let (docs, outbox) = (docs.clone(), outbox.clone());
-                    common::mongo::transaction(&client, move |session| {
-                        let (docs, outbox) = (docs.clone(), outbox.clone());
-                        Box::pin(async move {
-                            docs.insert_one(doc! { "title": "x", "priceCents": 100, "version": 0 })
-                                .session(&mut *session)
-                                .await?;
-                            outbox
-                                .insert_one(doc! { "subject": "ticket.created", "payload": "{}" })
-                                .session(&mut *session)
-                                .await?;
-                            Ok(())
-                        })
+                    common::mongo::transaction(&client, async move |session| {
+                        docs.insert_one(doc! { "title": "x", "priceCents": 100, "version": 0 })
+                            .session(&mut *session)
+                            .await?;
+                        outbox
+                            .insert_one(doc! { "subject": "ticket.created", "payload": "{}" })
+                            .session(&mut *session)
+                            .await?;
+                        Ok(())
                     })
                     .await?;
                 }
@@ -289,19 +286,22 @@ async fn rebuild(nats_url: &str, mongo_base: &str, events: usize) -> anyhow::Res
         },
         mongo,
         nats,
-        session: common::config::SessionSettings {
-            jwt_key: secrecy_string("bench-only-key-bench-only-key-bench-only".into()),
-            jwt_ttl: Duration::from_secs(900),
-            cookie_secure: false,
+        listener: <query::Settings as common::config::Settings>::listener_settings(),
+        own: query::Settings {
+            session: common::config::SessionSettings {
+                jwt_key: secrecy_string("bench-only-key-bench-only-key-bench-only".into()),
+                jwt_ttl: Duration::from_secs(900),
+                cookie_secure: false,
+            },
+            // A replay for the measurement: nobody watches the live feed.
+            live_feed: false,
         },
-        listener: query::config::listener_settings(),
-        // A replay for the measurement: nobody watches the live feed.
-        live_feed: false,
     };
     let db =
         mongodb::Client::with_uri_str(common::config::with_database(mongo_base, &database)).await?.database(&database);
     let started = Instant::now();
-    let application = query::Application::build(config).await?;
+    let application = query::build(config).await?;
+    let durables = application.durables().to_vec();
     let stop = common::shutdown::CancellationToken::new();
     let task = tokio::spawn(application.run_until_stopped(stop.clone()));
     let expected = per_kind as u64;
@@ -313,7 +313,7 @@ async fn rebuild(nats_url: &str, mongo_base: &str, events: usize) -> anyhow::Res
             anyhow::bail!("rebuild did not finish in an hour");
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-        match query::backlog(&bus).await {
+        match query::backlog(&bus, &durables).await {
             Ok(0) => {}
             Ok(_) => continue,
             Err(err) => {

@@ -201,6 +201,58 @@ impl HttpSettings {
     }
 }
 
+/// The port every service listens on when `PORT` is unset.
+pub const DEFAULT_PORT: u16 = 3000;
+
+/// A service's own settings, read from the same environment as the platform's.
+pub trait Settings: Sized + Clone + std::fmt::Debug {
+    fn from_env(env: &Env) -> Result<Self, ConfigError>;
+
+    /// The retry and concurrency policy of the service's listeners.
+    fn listener_settings() -> crate::events::listener::ListenerSettings {
+        crate::events::listener::ListenerSettings::default()
+    }
+}
+
+/// A service with no settings of its own.
+impl Settings for () {
+    fn from_env(_: &Env) -> Result<Self, ConfigError> {
+        Ok(())
+    }
+}
+
+/// The configuration of a service on the backbone: its HTTP server (`PORT`, `BIND_HOST`,
+/// ...), its database (`MONGO_URI`), NATS (`NATS_URL`, ...), its listeners' retry policy
+/// (defaults; tests shorten it), and `own`, what is the service's alone.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig<S> {
+    pub http: HttpSettings,
+    pub mongo: MongoSettings,
+    pub nats: crate::events::NatsSettings,
+    pub listener: crate::events::listener::ListenerSettings,
+    pub own: S,
+}
+
+impl<S: Settings> ServiceConfig<S> {
+    /// Reads every variable, naming the first one missing or malformed.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            own: S::from_env(env)?,
+            mongo: MongoSettings::from_env(env)?,
+            nats: crate::events::NatsSettings::from_env(env)?,
+            http: HttpSettings::from_env(env, DEFAULT_PORT)?,
+            listener: S::listener_settings(),
+        })
+    }
+}
+
+/// The settings of a service that only checks sessions (`JWT_KEY`, ...).
+impl Settings for SessionSettings {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        SessionSettings::from_env(env)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

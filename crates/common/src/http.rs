@@ -4,16 +4,17 @@
 //!
 //! 1. **request id**: `x-request-id` is set (a UUID) when absent and echoed back;
 //! 2. **trace span**: method, matched route and request id on every log line of the request;
-//! 3. **metrics**: a count and a latency observation per route, method and final status;
-//! 4. **error envelope**: any error response not already rendered from [`ApiError`] (axum's
-//!    405, a timeout, a caught panic) is rewritten into the envelope, so clients never see
-//!    a bare status or framework text;
-//! 5. **timeout**: a request that takes longer than the configured limit is answered 503;
-//! 6. **body limit**: bodies over the limit are refused with 413 by the extractors;
-//! 7. **catch panic**: a panicking handler becomes a 500, not a dropped connection.
+//! 3. **metrics and error style**, one layer: a count and a latency observation per
+//!    route, method and final status; and any error response not already rendered from
+//!    [`ApiError`] (axum's 405, a timeout, a caught panic) rewritten in the service's
+//!    [`ErrorStyle`] (the JSON envelope for the API, an HTML page for the web client), so
+//!    clients never see a bare status or framework text;
+//! 4. **timeout**: a request that takes longer than the configured limit is answered 503;
+//! 5. **body limit**: bodies over the limit are refused with 413 by the extractors;
+//! 6. **catch panic**: a panicking handler becomes a 500, not a dropped connection.
 //!
-//! Unknown routes reach a JSON 404 fallback. `/healthz`, `/readyz` and `/metrics` are
-//! merged outside the stack so probes stay out of request logs and metrics.
+//! Unknown routes reach a 404 fallback in the same style. `/healthz`, `/readyz` and
+//! `/metrics` are merged outside the stack so probes stay out of request logs and metrics.
 
 use std::time::{Duration, Instant};
 

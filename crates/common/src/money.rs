@@ -322,9 +322,42 @@ impl<'de> Deserialize<'de> for Price {
     }
 }
 
+/// A price stored as whole cents (an integer field, `priceCents` in every database):
+/// `#[serde(rename = "priceCents", with = "common::money::cents")] price: Price`. Reading a
+/// stored value that is not a valid price is an error, not a panic.
+pub mod cents {
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    use super::Price;
+
+    pub fn serialize<S: Serializer>(price: &Price, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_i64(price.cents())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Price, D::Error> {
+        Price::from_cents(i64::deserialize(deserializer)?).map_err(de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Stored {
+        #[serde(rename = "priceCents", with = "cents")]
+        price: Price,
+    }
+
+    #[test]
+    fn stored_prices_are_whole_cents_and_a_bad_one_is_an_error() {
+        let stored = Stored { price: Price::from_cents(2050).unwrap() };
+        let document = bson::serialize_to_document(&stored).unwrap();
+        assert_eq!(document, bson::doc! { "priceCents": 2050_i64 });
+        assert_eq!(bson::deserialize_from_document::<Stored>(document).unwrap(), stored);
+        assert!(bson::deserialize_from_document::<Stored>(bson::doc! { "priceCents": -5_i64 }).is_err());
+        assert!(bson::deserialize_from_document::<Stored>(bson::doc! { "priceCents": "12" }).is_err());
+    }
 
     #[test]
     fn decimals_with_up_to_two_places_are_exact_cents() {

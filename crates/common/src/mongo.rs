@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use bson::doc;
-use futures::future::BoxFuture;
 use mongodb::error::{Error, ErrorKind, WriteFailure};
 use mongodb::options::ClientOptions;
 use mongodb::{Client, ClientSession, Database};
@@ -30,24 +29,28 @@ pub async fn connect(settings: &MongoSettings, app_name: &str) -> anyhow::Result
     let client = Client::with_options(options)?;
     let db = client.database(&settings.database);
 
-    let deadline = tokio::time::Instant::now() + settings.startup_timeout;
-    let mut pause = Duration::from_millis(200);
-    loop {
-        match ping(&db).await {
-            Ok(()) => return Ok(db),
-            Err(err) if tokio::time::Instant::now() + pause < deadline => {
-                tracing::warn!(error = %err, retry_in = ?pause, "MongoDB not reachable yet");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
-            }
-            Err(err) => return Err(anyhow::Error::new(err).context("MongoDB unreachable at start-up")),
-        }
-    }
+    crate::retry::until_timeout("MongoDB", settings.startup_timeout, || ping(&db))
+        .await
+        .map_err(|err| anyhow::Error::new(err).context("MongoDB unreachable at start-up"))?;
+    Ok(db)
 }
 
 /// One round trip to the server.
 pub async fn ping(db: &Database) -> mongodb::error::Result<()> {
     db.run_command(doc! { "ping": 1 }).await.map(drop)
+}
+
+/// Inserts `document` once: a second delivery of the same event finds it there (a unique
+/// index or its `_id` refuses the copy), which is fine. True when this call inserted it.
+pub async fn insert_once<T: serde::Serialize + Send + Sync>(
+    collection: &mongodb::Collection<T>,
+    document: &T,
+) -> mongodb::error::Result<bool> {
+    match collection.insert_one(document).await {
+        Ok(_) => Ok(true),
+        Err(err) if is_duplicate_key(&err) => Ok(false),
+        Err(err) => Err(err),
+    }
 }
 
 /// True when the error is a unique-index violation (code 11000).
@@ -105,52 +108,10 @@ pub fn is_transient_transaction_error(err: &Error) -> bool {
 /// transaction; a value from `body` is committed, so a body that decides to change
 /// nothing simply writes nothing.
 ///
-/// `body` may run several times: it must not have effects outside the session.
+/// `body` is an async closure (`async move |session| { ... }`): it may run several times
+/// and must not have effects outside the session. Give it one clone of the store (`let
+/// this = self.clone();`) and it reaches every collection through it.
 pub async fn transaction<T, F>(client: &Client, mut body: F) -> mongodb::error::Result<T>
-where
-    F: for<'s> FnMut(&'s mut ClientSession) -> BoxFuture<'s, mongodb::error::Result<T>>,
-{
-    let mut session = client.start_session().await?;
-    let mut attempt = 0;
-    'transaction: loop {
-        attempt += 1;
-        session.start_transaction().await?;
-        let value = match body(&mut session).await {
-            Ok(value) => value,
-            Err(err) => {
-                // The server may already have aborted it; either way nothing was committed.
-                drop(session.abort_transaction().await);
-                if is_transient_transaction_error(&err) && attempt < TRANSACTION_ATTEMPTS {
-                    transaction_backoff(attempt).await;
-                    continue 'transaction;
-                }
-                return Err(err);
-            }
-        };
-        let mut commit_attempt = 0;
-        loop {
-            commit_attempt += 1;
-            match session.commit_transaction().await {
-                Ok(()) => return Ok(value),
-                Err(err)
-                    if err.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT)
-                        && commit_attempt < TRANSACTION_ATTEMPTS => {}
-                Err(err) if is_transient_transaction_error(&err) && attempt < TRANSACTION_ATTEMPTS => {
-                    transaction_backoff(attempt).await;
-                    continue 'transaction;
-                }
-                Err(err) => return Err(err),
-            }
-        }
-    }
-}
-
-/// [`transaction`] for an async closure, which borrows what it uses instead of cloning
-/// every handle into each attempt: `transaction_with(&client, async |session| { ... })`.
-///
-/// Same contract: the body may run several times and must not have effects outside the
-/// session; an error aborts, a value commits.
-pub async fn transaction_with<T, F>(client: &Client, mut body: F) -> mongodb::error::Result<T>
 where
     F: AsyncFnMut(&mut ClientSession) -> mongodb::error::Result<T>,
 {

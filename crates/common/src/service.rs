@@ -8,16 +8,19 @@
 //! instead of leaving a half-working process.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use axum::Router;
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::HttpSettings;
-use crate::events::listener::{self, Handler, ListenerContext};
-use crate::events::{Event, EventBus};
+use crate::config::{ConfigError, Env, HttpSettings};
+use crate::events::EventBus;
+use crate::events::listener::{ListenerContext, Listeners};
 
 type Task = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
 
@@ -27,6 +30,7 @@ pub struct Service {
     listener: TcpListener,
     router: Router,
     tasks: Vec<(&'static str, Task)>,
+    durables: Vec<(crate::events::Subject, String)>,
     bus: Option<EventBus>,
 }
 
@@ -44,7 +48,7 @@ impl Service {
     /// Binds the configured host and port (port 0 picks a free one).
     pub async fn bind(name: &'static str, settings: &HttpSettings, router: Router) -> std::io::Result<Self> {
         let listener = crate::http::bind(settings).await?;
-        Ok(Self { name, listener, router, tasks: Vec::new(), bus: None })
+        Ok(Self { name, listener, router, tasks: Vec::new(), durables: Vec::new(), bus: None })
     }
 
     /// Adds a background task; it receives the token that tells it to stop.
@@ -57,10 +61,16 @@ impl Service {
         self
     }
 
-    /// Adds a listener for `H`'s subject (see [`crate::events::listener`]).
-    pub fn with_listener<H: Handler>(self, context: &ListenerContext, handler: H) -> Self {
-        let context = context.clone();
-        self.with_task(H::Event::SUBJECT.as_str(), move |token| listener::run(context, handler, token))
+    /// Adds the service's listeners (see [`crate::events::listener`]).
+    pub fn with_listeners(mut self, listeners: Listeners) -> Self {
+        self.durables.extend(listeners.durables());
+        self.tasks.extend(listeners.into_tasks());
+        self
+    }
+
+    /// The durable consumers of the service's listeners, with each one's subject.
+    pub fn durables(&self) -> &[(crate::events::Subject, String)] {
+        &self.durables
     }
 
     /// The NATS connection to drain at shutdown.
@@ -82,11 +92,14 @@ impl Service {
         for (task_name, task) in self.tasks {
             let (token, shutdown, failed) = (shutdown.child_token(), shutdown.clone(), failed.clone());
             tracker.spawn(async move {
-                task(token).await;
-                if !shutdown.is_cancelled() {
+                // A panic is a task ending too: caught here, or it would end only this
+                // spawned future and leave the service serving (and ready) without it.
+                let panicked = AssertUnwindSafe(task(token)).catch_unwind().await.is_err();
+                if panicked || !shutdown.is_cancelled() {
                     tracing::error!(
                         service = name,
                         task = task_name,
+                        panicked,
                         "background task stopped unexpectedly; stopping the service"
                     );
                     failed.cancel();
@@ -113,6 +126,68 @@ impl Service {
     }
 }
 
+/// The binary of a service: logs and metrics set up, the configuration read (a bad
+/// variable is logged by name and ends the process), the service built, then served
+/// until SIGTERM or SIGINT.
+pub async fn main<C, F, Fut>(from_env: fn(&Env) -> Result<C, ConfigError>, build: F) -> anyhow::Result<()>
+where
+    F: FnOnce(C) -> Fut,
+    Fut: Future<Output = anyhow::Result<Service>>,
+{
+    let config = configure(from_env)?;
+    build(config).await?.run_until_stopped(crate::shutdown::on_signals()).await
+}
+
+/// The first half of [`main`], for binaries that also take operator commands: logs and
+/// metrics set up, then the configuration read from the process environment.
+pub fn configure<C>(from_env: fn(&Env) -> Result<C, ConfigError>) -> anyhow::Result<C> {
+    let env = Env::from_process();
+    crate::telemetry::init(&env)?;
+    Ok(from_env(&env).inspect_err(|err| tracing::error!(error = %err, "invalid configuration"))?)
+}
+
+/// A service's handler state: its own handles `T` and the session verifier its
+/// extractors use, behind one reference count (axum clones the state for every request;
+/// the profile of currentuser showed cloning and dropping each handle:
+/// `bench/results/profile-currentuser.txt`). Handlers reach `T`'s fields through it.
+pub struct AppState<T>(Arc<(T, crate::Sessions)>);
+
+impl<T> AppState<T> {
+    pub fn new(handles: T, sessions: crate::Sessions) -> Self {
+        Self(Arc::new((handles, sessions)))
+    }
+
+    pub fn sessions(&self) -> &crate::Sessions {
+        &self.0.1
+    }
+}
+
+impl<T> Clone for AppState<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<T> std::ops::Deref for AppState<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0.0
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for AppState<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("AppState").field(&self.0.0).finish_non_exhaustive()
+    }
+}
+
+impl<T> axum::extract::FromRef<AppState<T>> for crate::Sessions {
+    fn from_ref(state: &AppState<T>) -> Self {
+        state.sessions().clone()
+    }
+}
+
 /// What every event-driven service connects to at start-up, and the shared steps that
 /// turn its API into a running [`Service`]: MongoDB and NATS (waited for), its streams
 /// declared, the listener context (with its metrics registered), then the platform
@@ -131,16 +206,14 @@ pub struct Backbone {
 }
 
 impl Backbone {
-    /// Connects (waiting for both servers) and declares `streams` before the service can
-    /// report ready: the service's own and the dead-letter stream are created or updated,
-    /// the others are their publishers' (see [`EventBus::declare_streams`]).
-    pub async fn connect(
-        name: &'static str,
-        mongo: &crate::config::MongoSettings,
-        nats: &crate::events::NatsSettings,
-        streams: &[crate::events::StreamName],
-        listener_settings: crate::events::listener::ListenerSettings,
-    ) -> anyhow::Result<Self> {
+    /// Connects (waiting for both servers) and declares the streams the service owns
+    /// ([`crate::events::StreamName::owner`]) before it can report ready; the others are
+    /// their publishers' (listeners wait for them), DEADLETTER its listeners'.
+    pub async fn connect<S>(name: &'static str, config: &crate::config::ServiceConfig<S>) -> anyhow::Result<Self> {
+        let streams: Vec<_> =
+            crate::events::StreamName::ALL.into_iter().filter(|stream| stream.owner() == Some(name)).collect();
+        let streams = streams.as_slice();
+        let (mongo, nats) = (&config.mongo, &config.nats);
         let db = crate::mongo::connect(mongo, name).await?;
         let bus = EventBus::connect(nats, name).await?;
         bus.declare_streams(name, streams).await?;
@@ -153,7 +226,7 @@ impl Backbone {
         let listeners = ListenerContext {
             bus: bus.clone(),
             service: name,
-            settings: listener_settings,
+            settings: config.listener.clone(),
             metrics: crate::events::listener::ListenerMetrics::register(metrics.registry()),
         };
         let startup_timeout = mongo.startup_timeout.max(nats.startup_timeout);
@@ -202,9 +275,9 @@ impl Backbone {
         self.metrics.registry()
     }
 
-    /// The context the service's listeners share.
-    pub fn listeners(&self) -> ListenerContext {
-        self.listeners.clone()
+    /// The service's listener set, empty: add each with [`Listeners::listen`].
+    pub fn listeners(&self) -> Listeners {
+        Listeners::new(self.listeners.clone())
     }
 
     /// Wraps `api` in the platform stack (readiness on MongoDB and NATS), binds the port,
@@ -234,10 +307,7 @@ impl Backbone {
         if let Some(feed) = self.revocation_feed {
             service = service.with_task("revocation-feed", move |token| feed.follow(token));
         }
-        let name = self.name;
-        let owned = self.streams.iter().copied().filter(|s| s.owner() == Some(name)).collect();
-        let bus = self.bus.clone();
-        let streams: Vec<_> = owned;
+        let (bus, streams) = (self.bus.clone(), self.streams.clone());
         service = service.with_task("stream-fill", move |token| fill.watch(bus, streams, token));
         let mut pruner = self.pruner;
         if let Some(outbox) = outbox {
@@ -249,5 +319,60 @@ impl Backbone {
             service = service.with_task("pruner", move |token| pruner.run(token));
         }
         Ok(service)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> HttpSettings {
+        HttpSettings {
+            port: 0,
+            host: "127.0.0.1".into(),
+            request_timeout: std::time::Duration::from_secs(5),
+            body_limit: 1024,
+        }
+    }
+
+    async fn service_with(task: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let service = Service::bind("test", &settings(), Router::new()).await.unwrap().with_task("doomed", |_| task);
+        tokio::time::timeout(std::time::Duration::from_secs(5), service.run_until_stopped(CancellationToken::new()))
+            .await
+            .expect("the service stops by itself")
+    }
+
+    #[tokio::test]
+    async fn a_background_task_that_panics_stops_the_service_with_an_error() {
+        let stopped = service_with(async {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            panic!("a bug in a listener");
+        })
+        .await;
+
+        let err = stopped.expect_err("a panicked task fails the service");
+        assert!(err.to_string().contains("background task stopped unexpectedly"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_background_task_that_returns_early_stops_the_service_with_an_error() {
+        let stopped = service_with(async {}).await;
+
+        assert!(stopped.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_stops_the_service_cleanly() {
+        let shutdown = CancellationToken::new();
+        let service = Service::bind("test", &settings(), Router::new())
+            .await
+            .unwrap()
+            .with_task("steady", |token: CancellationToken| async move { token.cancelled().await });
+        let running = tokio::spawn(service.run_until_stopped(shutdown.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+
+        shutdown.cancel();
+
+        running.await.unwrap().expect("a requested stop is not a failure");
     }
 }

@@ -170,6 +170,23 @@ pub fn fresh_nats() -> crate::events::NatsSettings {
     }
 }
 
+/// A service's configuration for a test: a free port, `mongo`, NATS as `service`'s own
+/// user, the fast listener policy, and the service's `own` settings.
+pub fn service_config<S>(
+    service: &str,
+    mongo: crate::config::MongoSettings,
+    nats: &crate::events::NatsSettings,
+    own: S,
+) -> crate::config::ServiceConfig<S> {
+    crate::config::ServiceConfig {
+        http: test_http_settings(),
+        mongo,
+        nats: as_service(nats, service),
+        listener: fast_listener_settings(),
+        own,
+    }
+}
+
 /// Listener settings that retry quickly and give up after a few attempts, for tests.
 pub fn fast_listener_settings() -> crate::events::listener::ListenerSettings {
     crate::events::listener::ListenerSettings {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::config::{MongoSettings, SessionSettings};
 use common::events::NatsSettings;
 use common::shutdown::CancellationToken;
-use common::testing::{TestHttp, fast_listener_settings, test_http_settings};
+use common::testing::{TestHttp, service_config};
 use tokio::task::JoinHandle;
 
 /// A started service: its HTTP client and the task serving it (it ends after `stop`).
@@ -17,12 +17,26 @@ pub struct Started {
     pub task: JoinHandle<anyhow::Result<()>>,
 }
 
-macro_rules! start {
-    ($application:expr, $stop:expr) => {{
-        let application = $application.await.expect("the service builds");
-        let http = TestHttp::new(application.port());
-        Started { http, task: tokio::spawn(application.run_until_stopped($stop.clone())) }
-    }};
+async fn start(
+    service: impl Future<Output = anyhow::Result<common::service::Service>>,
+    stop: &CancellationToken,
+) -> Started {
+    let service = service.await.expect("the service builds");
+    let http = TestHttp::new(service.port());
+    Started { http, task: tokio::spawn(service.run_until_stopped(stop.clone())) }
+}
+
+/// Auth with generous limits (tests sign many users up from one address).
+pub fn auth_settings(session: &SessionSettings) -> auth::Settings {
+    auth::Settings {
+        session: session.clone(),
+        refresh: auth::config::RefreshSettings { ttl: Duration::from_secs(3600), reuse_grace: Duration::from_secs(10) },
+        signin_attempts_per_minute: 100,
+        signup_attempts_per_minute: 100,
+        signin_failures_per_account: 100,
+        hash_queue: 64,
+        trusted_proxies: common::ratelimit::TrustedProxies::default(),
+    }
 }
 
 pub async fn auth(
@@ -31,24 +45,7 @@ pub async fn auth(
     session: &SessionSettings,
     stop: &CancellationToken,
 ) -> Started {
-    start!(
-        auth::Application::build(auth::Config {
-            http: test_http_settings(),
-            mongo,
-            nats: common::testing::as_service(nats, "auth"),
-            session: session.clone(),
-            refresh: auth::config::RefreshSettings {
-                ttl: Duration::from_secs(3600),
-                reuse_grace: Duration::from_secs(10),
-            },
-            signin_attempts_per_minute: 100,
-            signup_attempts_per_minute: 100,
-            signin_failures_per_account: 100,
-            hash_queue: 64,
-            trusted_proxies: common::ratelimit::TrustedProxies::default(),
-        }),
-        stop
-    )
+    start(Box::pin(auth::build(service_config("auth", mongo, nats, auth_settings(session)))), stop).await
 }
 
 pub async fn tickets(
@@ -57,16 +54,7 @@ pub async fn tickets(
     session: &SessionSettings,
     stop: &CancellationToken,
 ) -> Started {
-    start!(
-        tickets::Application::build(tickets::Config {
-            http: test_http_settings(),
-            mongo,
-            nats: common::testing::as_service(nats, "tickets"),
-            session: session.clone(),
-            listener: fast_listener_settings(),
-        }),
-        stop
-    )
+    start(Box::pin(tickets::build(service_config("tickets", mongo, nats, session.clone()))), stop).await
 }
 
 pub async fn orders(
@@ -76,43 +64,27 @@ pub async fn orders(
     expiration_window: Duration,
     stop: &CancellationToken,
 ) -> Started {
-    start!(
-        orders::Application::build(orders::Config {
-            http: test_http_settings(),
-            mongo,
-            nats: common::testing::as_service(nats, "orders"),
-            session: session.clone(),
-            expiration_window,
-            max_active_per_user: 5,
-            listener: fast_listener_settings(),
-        }),
-        stop
-    )
+    let own = orders::Settings { session: session.clone(), expiration_window, max_active_per_user: 5 };
+    start(Box::pin(orders::build(service_config("orders", mongo, nats, own))), stop).await
 }
 
-/// Payments with the built-in test provider.
+/// Payments with the built-in test provider and a quick refund task.
 pub async fn payments(
     mongo: MongoSettings,
     nats: &NatsSettings,
     session: &SessionSettings,
     stop: &CancellationToken,
 ) -> Started {
-    start!(
-        payments::Application::build(payments::Config {
-            http: test_http_settings(),
-            mongo,
-            nats: common::testing::as_service(nats, "payments"),
-            session: session.clone(),
-            provider: payments::config::ProviderSettings::Test,
-            listener: fast_listener_settings(),
-            refunds: payments::refunds::RefundSettings {
-                poll_interval: Duration::from_millis(200),
-                first_backoff: Duration::from_millis(50),
-                max_backoff: Duration::from_millis(500),
-            },
-        }),
-        stop
-    )
+    let own = payments::Settings {
+        session: session.clone(),
+        provider: payments::config::ProviderSettings::Test,
+        refunds: payments::refunds::RefundSettings {
+            poll_interval: Duration::from_millis(200),
+            first_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(500),
+        },
+    };
+    start(Box::pin(payments::build(service_config("payments", mongo, nats, own))), stop).await
 }
 
 pub async fn query(
@@ -121,27 +93,10 @@ pub async fn query(
     session: &SessionSettings,
     stop: &CancellationToken,
 ) -> Started {
-    start!(
-        query::Application::build(query::Config {
-            http: test_http_settings(),
-            mongo,
-            nats: common::testing::as_service(nats, "query"),
-            session: session.clone(),
-            listener: fast_listener_settings(),
-            live_feed: true,
-        }),
-        stop
-    )
+    let own = query::Settings { session: session.clone(), live_feed: true };
+    start(Box::pin(query::build(service_config("query", mongo, nats, own))), stop).await
 }
 
 pub async fn expiration(mongo: MongoSettings, nats: &NatsSettings, stop: &CancellationToken) -> Started {
-    start!(
-        expiration::Application::build(expiration::Config {
-            http: test_http_settings(),
-            mongo,
-            nats: common::testing::as_service(nats, "expiration"),
-            listener: fast_listener_settings(),
-        }),
-        stop
-    )
+    start(Box::pin(expiration::build(service_config("expiration", mongo, nats, ()))), stop).await
 }

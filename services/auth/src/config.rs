@@ -1,20 +1,15 @@
-//! The auth service's configuration, read once from the environment at start-up.
+//! The auth service's own settings, read once from the environment at start-up.
 
 use std::time::Duration;
 
-use common::config::{ConfigError, Env, HttpSettings, MongoSettings, SessionSettings};
-use common::events::NatsSettings;
+use common::config::{ConfigError, Env, ServiceConfig, SessionSettings};
 
-/// Default port when `PORT` is unset.
-pub const DEFAULT_PORT: u16 = 3000;
+/// The platform's settings plus the auth service's own. (NATS: auth publishes bans and
+/// revocations on `USERS`, and reads them back like every service.)
+pub type Config = ServiceConfig<Settings>;
 
 #[derive(Clone, Debug)]
-pub struct Config {
-    pub http: HttpSettings,
-    pub mongo: MongoSettings,
-    /// Where the `USERS` stream is: auth publishes bans and revocations there, and reads
-    /// them back like every service.
-    pub nats: NatsSettings,
+pub struct Settings {
     pub session: SessionSettings,
     pub refresh: RefreshSettings,
     /// Sign-in attempts a client may make per minute (`SIGNIN_ATTEMPTS_PER_MINUTE`,
@@ -54,19 +49,14 @@ impl RefreshSettings {
     }
 }
 
-impl Config {
-    /// Reads `PORT`, `MONGO_URI`, `NATS_URL`, `EVENT_NAMESPACE`, `JWT_KEY`,
-    /// `JWT_TTL_SECONDS`, `COOKIE_SECURE`, `REFRESH_TTL_SECONDS`,
-    /// `REFRESH_REUSE_GRACE_SECONDS`, `SIGNIN_ATTEMPTS_PER_MINUTE`,
-    /// `SIGNUP_ATTEMPTS_PER_MINUTE`, `SIGNIN_FAILURES_PER_ACCOUNT`, `HASH_QUEUE`,
-    /// `TRUSTED_PROXIES` (and the optional tuning
-    /// variables of [`HttpSettings`]), naming the first bad one.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl common::config::Settings for Settings {
+    /// Reads the session's variables, `REFRESH_TTL_SECONDS`, `REFRESH_REUSE_GRACE_SECONDS`,
+    /// `SIGNIN_ATTEMPTS_PER_MINUTE`, `SIGNUP_ATTEMPTS_PER_MINUTE`,
+    /// `SIGNIN_FAILURES_PER_ACCOUNT`, `HASH_QUEUE`, `TRUSTED_PROXIES`, naming the first
+    /// bad one.
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             session: SessionSettings::from_env(env)?,
-            mongo: MongoSettings::from_env(env)?,
-            nats: NatsSettings::from_env(env)?,
-            http: HttpSettings::from_env(env, DEFAULT_PORT)?,
             refresh: RefreshSettings::from_env(env)?,
             signin_attempts_per_minute: env.parse_or("SIGNIN_ATTEMPTS_PER_MINUTE", 10)?,
             signup_attempts_per_minute: env.parse_or("SIGNUP_ATTEMPTS_PER_MINUTE", 5)?,

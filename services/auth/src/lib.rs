@@ -19,20 +19,13 @@ pub mod routes;
 pub mod sessions;
 pub mod users;
 
-use std::sync::Arc;
-
-use axum::extract::FromRef;
-use common::Sessions;
-use common::events::StreamName;
-use common::events::listener::ListenerSettings;
 use common::events::outbox::Outbox;
 use common::openapi::Api;
 use common::ratelimit::RateLimiter;
 use common::service::{Backbone, Service};
-use common::shutdown::CancellationToken;
 
-pub use crate::config::Config;
 use crate::config::RefreshSettings;
+pub use crate::config::{Config, Settings};
 use crate::password::Passwords;
 use crate::sessions::SessionStore;
 use crate::users::Users;
@@ -42,17 +35,11 @@ pub const SERVICE: &str = "auth";
 
 const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Everything a handler needs, behind one reference count: axum clones the state for every
-/// request, and the profile of currentuser showed cloning and dropping each handle
-/// (`bench/results/profile-currentuser.txt`).
-#[derive(Clone, Debug)]
-pub struct AppState(Arc<Handles>);
-
+/// What the handlers use, besides the session verifier.
 #[derive(Debug)]
 pub struct Handles {
     pub users: Users,
     pub store: SessionStore,
-    pub sessions: Sessions,
     pub refresh: RefreshSettings,
     pub passwords: Passwords,
     /// Sign-in attempts per client.
@@ -64,75 +51,38 @@ pub struct Handles {
     pub trusted_proxies: common::ratelimit::TrustedProxies,
 }
 
-impl std::ops::Deref for AppState {
-    type Target = Handles;
+pub type AppState = common::AppState<Handles>;
 
-    fn deref(&self) -> &Handles {
-        &self.0
+/// Connects to MongoDB and NATS (waiting for both), ensures indexes, loads the recent
+/// revocations and binds the port.
+pub async fn build(config: Config) -> anyhow::Result<Service> {
+    let own = &config.own;
+    let mut backbone = Backbone::connect(SERVICE, &config).await?;
+    let users = Users::new(&backbone.db);
+    users.ensure_indexes().await?;
+    let store =
+        SessionStore::new(&backbone.db, &users, Outbox::new(&backbone.db), own.refresh.ttl, own.refresh.reuse_grace);
+    store.ensure_indexes().await?;
+    let handles = Handles {
+        users,
+        store: store.clone(),
+        refresh: own.refresh.clone(),
+        passwords: Passwords::new(own.hash_queue).await?,
+        signin_limit: RateLimiter::new(own.signin_attempts_per_minute, MINUTE),
+        signup_limit: RateLimiter::new(own.signup_attempts_per_minute, MINUTE),
+        account_failures: RateLimiter::new(own.signin_failures_per_account, 15 * MINUTE),
+        trusted_proxies: own.trusted_proxies.clone(),
+    };
+    let prune = [
+        handles.signin_limit.pruner(MINUTE),
+        handles.signup_limit.pruner(MINUTE),
+        handles.account_failures.pruner(MINUTE),
+    ];
+    let state = AppState::new(handles, backbone.sessions(&own.session).await?);
+    let api = Api::new(routes::routes(), state, SERVICE);
+    let mut service = backbone.into_service(&config.http, api, Some(store.outbox())).await?;
+    for pruner in prune {
+        service = service.with_task("rate-limit-pruner", pruner);
     }
-}
-
-impl FromRef<AppState> for Sessions {
-    fn from_ref(state: &AppState) -> Self {
-        state.sessions.clone()
-    }
-}
-
-/// The auth service, bound to its port and ready to serve.
-#[derive(Debug)]
-pub struct Application {
-    service: Service,
-}
-
-impl Application {
-    /// Connects to MongoDB and NATS (waiting for both), ensures indexes, loads the recent
-    /// revocations and binds the port.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let mut backbone =
-            Backbone::connect(SERVICE, &config.mongo, &config.nats, &[StreamName::Users], ListenerSettings::default())
-                .await?;
-        let users = Users::new(&backbone.db);
-        users.ensure_indexes().await?;
-        let store = SessionStore::new(
-            &backbone.db,
-            &users,
-            Outbox::new(&backbone.db),
-            config.refresh.ttl,
-            config.refresh.reuse_grace,
-        );
-        store.ensure_indexes().await?;
-        let sessions = backbone.sessions(&config.session).await?;
-        let state = AppState(Arc::new(Handles {
-            users,
-            store: store.clone(),
-            sessions,
-            refresh: config.refresh.clone(),
-            passwords: Passwords::new(config.hash_queue).await?,
-            signin_limit: RateLimiter::new(config.signin_attempts_per_minute, MINUTE),
-            signup_limit: RateLimiter::new(config.signup_attempts_per_minute, MINUTE),
-            account_failures: RateLimiter::new(config.signin_failures_per_account, 15 * MINUTE),
-            trusted_proxies: config.trusted_proxies.clone(),
-        }));
-        let prune = [
-            state.signin_limit.pruner(MINUTE),
-            state.signup_limit.pruner(MINUTE),
-            state.account_failures.pruner(MINUTE),
-        ];
-        let api = Api::new(routes::routes(), state, SERVICE);
-        let mut service = backbone.into_service(&config.http, api, Some(store.outbox())).await?;
-        for pruner in prune {
-            service = service.with_task("rate-limit-pruner", pruner);
-        }
-        Ok(Self { service })
-    }
-
-    /// The port actually bound (useful with `PORT=0`).
-    pub fn port(&self) -> u16 {
-        self.service.port()
-    }
-
-    /// Serves until `shutdown` is cancelled, then finishes in-flight requests.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.service.run_until_stopped(shutdown).await
-    }
+    Ok(service)
 }

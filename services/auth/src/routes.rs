@@ -236,9 +236,9 @@ fn session_response(
 ) -> Result<impl IntoResponse + use<>, ApiError> {
     let user = &issued.user;
     let subject = Subject { id: &user.id.to_hex(), email: &user.email, admin: user.admin };
-    let (token, _) = state.sessions.issue_at(subject, issued.iat).map_err(ApiError::internal)?;
+    let (token, _) = state.sessions().issue_at(subject, issued.iat).map_err(ApiError::internal)?;
     let cookies = [
-        (header::SET_COOKIE, state.sessions.cookie(&token)),
+        (header::SET_COOKIE, state.sessions().cookie(&token)),
         (header::SET_COOKIE, refresh_cookie(state, Some(issued.refresh.expose()))),
     ];
     Ok((status, AppendHeaders(cookies), Json(UserView::from(user))))
@@ -257,7 +257,7 @@ fn refresh_cookie(state: &AppState, token: Option<&str>) -> HeaderValue {
             "{REFRESH_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
         ),
     };
-    if state.sessions.cookie_secure() {
+    if state.sessions().cookie_secure() {
         cookie.push_str("; Secure");
     }
     HeaderValue::from_str(&cookie).expect("base64url and fixed attributes are valid header text")
@@ -266,7 +266,7 @@ fn refresh_cookie(state: &AppState, token: Option<&str>) -> HeaderValue {
 /// Both cookies cleared.
 fn cleared_cookies(state: &AppState) -> AppendHeaders<[(header::HeaderName, HeaderValue); 2]> {
     AppendHeaders([
-        (header::SET_COOKIE, state.sessions.clear_cookie()),
+        (header::SET_COOKIE, state.sessions().clear_cookie()),
         (header::SET_COOKIE, refresh_cookie(state, None)),
     ])
 }
@@ -345,7 +345,7 @@ async fn revoke_sessions(
     let id = object_id(&user.id).map_err(|_| ApiError::NotAuthorized)?;
     if let Some(revoked) = state.store.revoke_all(id, Revocation::SignOutEverywhere).await? {
         // This service refuses the tokens at once; the others when the event reaches them.
-        state.sessions.revocations().revoke(&user.id, revoked.at, revoked.at);
+        state.sessions().revocations().revoke(&user.id, revoked.at, revoked.at);
         tracing::info!(user_id = %user.id, "signed out everywhere");
     }
     Ok((cleared_cookies(&state), Json(Empty {})))
@@ -426,7 +426,7 @@ async fn ban(
     }
     let reason = body.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
     if let Some(revoked) = state.store.revoke_all(id, Revocation::Ban { reason }).await? {
-        state.sessions.revocations().revoke(&user.id.to_hex(), revoked.at, revoked.at);
+        state.sessions().revocations().revoke(&user.id.to_hex(), revoked.at, revoked.at);
         tracing::warn!(user_id = %user.id, admin_id = %admin.id, "user banned");
     }
     let user = state.users.find(id).await?.ok_or(ApiError::NotFound)?;

@@ -195,7 +195,7 @@ impl SessionStore {
     /// `None` when the user was banned meanwhile.
     pub async fn start(&self, user: ObjectId) -> mongodb::error::Result<Option<Issued>> {
         let this = self.clone();
-        let issued = common::mongo::transaction_with(&self.client, async move |session| {
+        let issued = common::mongo::transaction(&self.client, async move |session| {
             let Some(user) = this.users.find_one(doc! { "_id": user }).session(&mut *session).await? else {
                 return Ok(None);
             };
@@ -223,7 +223,7 @@ impl SessionStore {
     /// Exchanges a presented refresh token for the next one (see the module docs).
     pub async fn refresh(&self, presented: &str) -> mongodb::error::Result<Result<Issued, Refused>> {
         let (this, hash) = (self.clone(), token_hash(presented));
-        common::mongo::transaction_with(&self.client, async move |session| {
+        common::mongo::transaction(&self.client, async move |session| {
             let Some(token) = this.tokens.find_one(doc! { "_id": &hash }).session(&mut *session).await? else {
                 return Ok(Err(Refused::Unknown));
             };
@@ -287,7 +287,7 @@ impl SessionStore {
     /// a ban of a user already banned (nothing changes, no event).
     pub async fn revoke_all(&self, user: ObjectId, why: Revocation) -> mongodb::error::Result<Option<Revoked>> {
         let this = self.clone();
-        let revoked = common::mongo::transaction_with(&self.client, async move |session| {
+        let revoked = common::mongo::transaction(&self.client, async move |session| {
             let Some(doc) = this.users.find_one(doc! { "_id": user }).session(&mut *session).await? else {
                 return Ok(None);
             };
@@ -333,7 +333,7 @@ impl SessionStore {
     /// when the user was not banned (no event).
     pub async fn unban(&self, user: ObjectId) -> mongodb::error::Result<Option<bool>> {
         let this = self.clone();
-        let lifted = common::mongo::transaction_with(&self.client, async move |session| {
+        let lifted = common::mongo::transaction(&self.client, async move |session| {
             let Some(doc) = this.users.find_one(doc! { "_id": user }).session(&mut *session).await? else {
                 return Ok(None);
             };

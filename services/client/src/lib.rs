@@ -27,7 +27,6 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use common::http::{Dependency, ErrorStyle, Platform, finish_router};
 use common::service::Service;
-use common::shutdown::CancellationToken;
 use common::telemetry::Metrics;
 
 pub use crate::config::Config;
@@ -111,44 +110,26 @@ async fn security_headers(State(headers): State<Arc<SecurityHeaders>>, request: 
     response
 }
 
-/// The client, bound to its port and ready to serve.
-#[derive(Debug)]
-pub struct Application {
-    service: Service,
-}
-
-impl Application {
-    /// Builds the API client and binds the port. The API need not be up yet: `/readyz`
-    /// says whether it answers, and pages answer 503 until it does.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let state = AppState {
-            api: api::Api::new(&config.api)?,
-            assets: assets::Assets::default(),
-            stripe_key: config.stripe_publishable_key.clone(),
-            cookie_secure: config.cookie_secure,
-        };
-        let probe = state.api.clone();
-        let api_answers: common::http::CustomCheck = Arc::new(move || {
-            let probe = probe.clone();
-            Box::pin(async move { probe.answers().await })
-        });
-        let platform = Platform {
-            settings: config.http.clone(),
-            metrics: Metrics::default(),
-            dependencies: vec![Dependency::Custom { name: "api", check: api_answers }],
-            errors: ErrorStyle::Html(pages::error_page),
-        };
-        let router = finish_router(router(state), &platform);
-        Ok(Self { service: Service::bind(SERVICE, &config.http, router).await? })
-    }
-
-    /// The port actually bound (useful with `PORT=0`).
-    pub fn port(&self) -> u16 {
-        self.service.port()
-    }
-
-    /// Serves until `shutdown` is cancelled, then finishes in-flight requests.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.service.run_until_stopped(shutdown).await
-    }
+/// Builds the API client and binds the port: the client, ready to serve. The API need not
+/// be up yet: `/readyz` says whether it answers, and pages answer 503 until it does.
+pub async fn build(config: Config) -> anyhow::Result<Service> {
+    let state = AppState {
+        api: api::Api::new(&config.api)?,
+        assets: assets::Assets::default(),
+        stripe_key: config.stripe_publishable_key.clone(),
+        cookie_secure: config.cookie_secure,
+    };
+    let probe = state.api.clone();
+    let api_answers: common::http::CustomCheck = Arc::new(move || {
+        let probe = probe.clone();
+        Box::pin(async move { probe.answers().await })
+    });
+    let platform = Platform {
+        settings: config.http.clone(),
+        metrics: Metrics::default(),
+        dependencies: vec![Dependency::Custom { name: "api", check: api_answers }],
+        errors: ErrorStyle::Html(pages::error_page),
+    };
+    let router = finish_router(router(state), &platform);
+    Ok(Service::bind(SERVICE, &config.http, router).await?)
 }

@@ -37,6 +37,17 @@ pub enum State {
     Skipped,
 }
 
+impl State {
+    /// The stored value, for filters.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Fired => "fired",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
 /// The schedule of one order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
@@ -86,7 +97,7 @@ impl Schedules {
         self.schedules
             .update_one(
                 doc! { "_id": order_id },
-                doc! { "$setOnInsert": { "expiresAt": expires_at, "state": "pending" } },
+                doc! { "$setOnInsert": { "expiresAt": expires_at, "state": State::Pending.as_str() } },
             )
             .with_options(UpdateOptions::builder().upsert(true).build())
             .await?;
@@ -99,7 +110,10 @@ impl Schedules {
     pub async fn skip(&self, order_id: &str) -> mongodb::error::Result<()> {
         let result = self
             .schedules
-            .update_one(doc! { "_id": order_id, "state": { "$ne": "fired" } }, doc! { "$set": { "state": "skipped" } })
+            .update_one(
+                doc! { "_id": order_id, "state": { "$ne": State::Fired.as_str() } },
+                doc! { "$set": { "state": State::Skipped.as_str() } },
+            )
             .with_options(UpdateOptions::builder().upsert(true).build())
             .await;
         match result {
@@ -113,7 +127,7 @@ impl Schedules {
     pub async fn fire_due(&self, now: bson::DateTime, limit: i64) -> mongodb::error::Result<usize> {
         let due: Vec<Schedule> = self
             .schedules
-            .find(doc! { "state": "pending", "expiresAt": { "$lte": now } })
+            .find(doc! { "state": State::Pending.as_str(), "expiresAt": { "$lte": now } })
             .sort(doc! { "expiresAt": 1 })
             .limit(limit)
             .await?
@@ -134,30 +148,29 @@ impl Schedules {
     /// Moves one schedule from pending to fired and stages its event; false if another
     /// replica (or a cancellation) got there first.
     async fn fire(&self, order_id: &str) -> mongodb::error::Result<bool> {
-        let (schedules, outbox, order_id) = (self.schedules.clone(), self.outbox.clone(), order_id.to_owned());
-        common::mongo::transaction(&self.client, move |session| {
-            let (schedules, outbox, order_id) = (schedules.clone(), outbox.clone(), order_id.clone());
-            Box::pin(async move {
-                let moved = schedules
-                    .update_one(
-                        doc! { "_id": &order_id, "state": "pending" },
-                        doc! { "$set": { "state": "fired", "firedAt": bson::DateTime::now() } },
-                    )
-                    .session(&mut *session)
-                    .await?;
-                if moved.modified_count == 0 {
-                    return Ok(false);
-                }
-                outbox.stage(session, &ExpirationComplete { order_id }).await?;
-                Ok(true)
-            })
+        let (this, order_id) = (self.clone(), order_id.to_owned());
+        common::mongo::transaction(&self.client, async move |session| {
+            let moved = this
+                .schedules
+                .update_one(
+                    doc! { "_id": &order_id, "state": State::Pending.as_str() },
+                    doc! { "$set": { "state": State::Fired.as_str(), "firedAt": bson::DateTime::now() } },
+                )
+                .session(&mut *session)
+                .await?;
+            if moved.modified_count == 0 {
+                return Ok(false);
+            }
+            this.outbox.stage(session, &ExpirationComplete { order_id: order_id.clone() }).await?;
+            Ok(true)
         })
         .await
     }
 
     /// When the next pending schedule is due.
     pub async fn next_due(&self) -> mongodb::error::Result<Option<bson::DateTime>> {
-        let next = self.schedules.find_one(doc! { "state": "pending" }).sort(doc! { "expiresAt": 1 }).await?;
+        let next =
+            self.schedules.find_one(doc! { "state": State::Pending.as_str() }).sort(doc! { "expiresAt": 1 }).await?;
         Ok(next.and_then(|s| s.expires_at))
     }
 
@@ -165,7 +178,7 @@ impl Schedules {
     /// new schedule arrives, or `max_sleep` passes (the bound covers schedules written by
     /// other replicas).
     pub async fn run(self, max_sleep: Duration, shutdown: CancellationToken) {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = common::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         while !shutdown.is_cancelled() {
             let round = async {
                 self.fire_due(bson::DateTime::now(), 256).await?;
@@ -173,7 +186,7 @@ impl Schedules {
             };
             let sleep = match round.await {
                 Ok(next) => {
-                    backoff = Duration::from_millis(100);
+                    backoff.succeeded();
                     let until_next = next.map_or(max_sleep, |at| {
                         let millis = at.timestamp_millis() - bson::DateTime::now().timestamp_millis();
                         Duration::from_millis(u64::try_from(millis).unwrap_or(0))
@@ -181,9 +194,9 @@ impl Schedules {
                     until_next.min(max_sleep)
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, retry_in = ?backoff, "expiration round failed");
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    backoff
+                    let pause = backoff.failed();
+                    tracing::warn!(error = %err, retry_in = ?pause, "expiration round failed");
+                    pause
                 }
             };
             tokio::select! {
@@ -191,6 +204,18 @@ impl Schedules {
                 () = self.wake.notified() => {}
                 () = shutdown.cancelled() => {}
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::State;
+
+    #[test]
+    fn filters_use_the_stored_names_of_the_states() {
+        for state in [State::Pending, State::Fired, State::Skipped] {
+            assert_eq!(bson::serialize_to_bson(&state).unwrap(), bson::Bson::String(state.as_str().to_owned()));
         }
     }
 }

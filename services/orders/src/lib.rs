@@ -17,15 +17,11 @@ pub mod store;
 
 use std::time::Duration;
 
-use axum::extract::FromRef;
-use common::Sessions;
-use common::events::StreamName;
 use common::events::outbox::Outbox;
 use common::openapi::Api;
 use common::service::{Backbone, Service};
-use common::shutdown::CancellationToken;
 
-pub use crate::config::Config;
+pub use crate::config::{Config, Settings};
 use crate::listeners::{
     ExpirationCompleteHandler, PaymentCreatedHandler, TicketCreatedHandler, TicketUpdatedHandler, UserBannedHandler,
 };
@@ -34,68 +30,36 @@ use crate::store::Store;
 /// The name consumers and logs use for this service.
 pub const SERVICE: &str = "orders";
 
-/// Everything a handler needs: cheap handles only.
-#[derive(Clone, Debug)]
-pub struct AppState {
+/// What the handlers use, besides the session verifier.
+#[derive(Debug)]
+pub struct Handles {
     pub store: Store,
-    pub sessions: Sessions,
     pub expiration_window: Duration,
     /// Reservations (orders `created`) one buyer may hold at once.
     pub max_active_per_user: u64,
 }
 
-impl FromRef<AppState> for Sessions {
-    fn from_ref(state: &AppState) -> Self {
-        state.sessions.clone()
-    }
-}
+pub type AppState = common::AppState<Handles>;
 
-/// The orders service, bound to its port, with its relay and listeners ready to start.
-#[derive(Debug)]
-pub struct Application {
-    service: Service,
-}
-
-impl Application {
-    /// Connects to MongoDB and NATS (waiting for both), declares streams and indexes.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let streams = [
-            StreamName::Orders,
-            StreamName::Tickets,
-            StreamName::Expiration,
-            StreamName::Payments,
-            StreamName::Users,
-            StreamName::DeadLetter,
-        ];
-        let mut backbone =
-            Backbone::connect(SERVICE, &config.mongo, &config.nats, &streams, config.listener.clone()).await?;
-        let store = Store::new(&backbone.db, Outbox::new(&backbone.db));
-        store.ensure_indexes().await?;
-        let listeners = backbone.listeners();
-        let state = AppState {
-            store: store.clone(),
-            sessions: backbone.sessions(&config.session).await?,
-            expiration_window: config.expiration_window,
-            max_active_per_user: config.max_active_per_user,
-        };
-        let service = backbone
-            .into_service(&config.http, Api::new(routes::routes(), state, SERVICE), Some(store.outbox()))
-            .await?
-            .with_listener(&listeners, TicketCreatedHandler { store: store.clone() })
-            .with_listener(&listeners, TicketUpdatedHandler { store: store.clone() })
-            .with_listener(&listeners, ExpirationCompleteHandler { store: store.clone() })
-            .with_listener(&listeners, PaymentCreatedHandler { store: store.clone() })
-            .with_listener(&listeners, UserBannedHandler { store });
-        Ok(Self { service })
-    }
-
-    /// The port actually bound (useful with `PORT=0`).
-    pub fn port(&self) -> u16 {
-        self.service.port()
-    }
-
-    /// Serves and runs the relay and listeners until `shutdown`, then stops them in order.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.service.run_until_stopped(shutdown).await
-    }
+/// Connects to MongoDB and NATS (waiting for both), declares the stream and indexes, and
+/// binds the port: the service, with its relay and listeners ready to start.
+pub async fn build(config: Config) -> anyhow::Result<Service> {
+    let mut backbone = Backbone::connect(SERVICE, &config).await?;
+    let store = Store::new(&backbone.db, Outbox::new(&backbone.db));
+    store.ensure_indexes().await?;
+    let listeners = backbone
+        .listeners()
+        .listen(TicketCreatedHandler { store: store.clone() })
+        .listen(TicketUpdatedHandler { store: store.clone() })
+        .listen(ExpirationCompleteHandler { store: store.clone() })
+        .listen(PaymentCreatedHandler { store: store.clone() })
+        .listen(UserBannedHandler { store: store.clone() });
+    let handles = Handles {
+        store: store.clone(),
+        expiration_window: config.own.expiration_window,
+        max_active_per_user: config.own.max_active_per_user,
+    };
+    let state = AppState::new(handles, backbone.sessions(&config.own.session).await?);
+    let api = Api::new(routes::routes(), state, SERVICE);
+    Ok(backbone.into_service(&config.http, api, Some(store.outbox())).await?.with_listeners(listeners))
 }

@@ -1,17 +1,12 @@
 //! Events that feed the ticket replica and move orders on.
 
-use bson::oid::ObjectId;
-use common::events::listener::{Delivery, HandleError, Handler};
+use common::events::listener::{Delivery, HandleError, Handler, object_id_or_poison};
 use common::events::{ExpirationComplete, OrderStatus, PaymentCreated, TicketCreated, TicketUpdated, UserBanned};
 
 use crate::store::{Order, Store};
 
-fn parse_id(raw: &str, what: &str) -> Result<ObjectId, HandleError> {
-    ObjectId::parse_str(raw).map_err(|_| HandleError::Poison(format!("{what} id {raw:?} is not an ObjectId")))
-}
-
 async fn order(store: &Store, raw: &str) -> Result<Order, HandleError> {
-    let id = parse_id(raw, "order")?;
+    let id = object_id_or_poison(raw, "order")?;
     store.find_order(id).await?.ok_or_else(|| HandleError::Poison(format!("order {raw} does not exist")))
 }
 
@@ -25,7 +20,7 @@ impl Handler for TicketCreatedHandler {
     type Event = TicketCreated;
 
     async fn handle(&self, event: TicketCreated, _: &Delivery) -> Result<(), HandleError> {
-        let id = parse_id(&event.id, "ticket")?;
+        let id = object_id_or_poison(&event.id, "ticket")?;
         Ok(self.store.insert_ticket(&event, id).await?)
     }
 }
@@ -40,7 +35,7 @@ impl Handler for TicketUpdatedHandler {
     type Event = TicketUpdated;
 
     async fn handle(&self, event: TicketUpdated, _: &Delivery) -> Result<(), HandleError> {
-        let id = parse_id(&event.id, "ticket")?;
+        let id = object_id_or_poison(&event.id, "ticket")?;
         self.store.update_ticket(&event, id).await?.into_result(&format!("ticket {} v{}", event.id, event.version))
     }
 }
@@ -65,7 +60,7 @@ impl Handler for ExpirationCompleteHandler {
                 tracing::info!(order_id = %order.id, "order expired");
                 Ok(())
             }
-            None => Err(HandleError::Retry(format!("order {} changed during expiration", order.id))),
+            None => Err(HandleError::OutOfOrder(format!("order {} changed during expiration", order.id))),
         }
     }
 }
@@ -95,7 +90,7 @@ impl Handler for PaymentCreatedHandler {
                 tracing::info!(order_id = %order.id, "order paid");
                 Ok(())
             }
-            None => Err(HandleError::Retry(format!("order {} changed during completion", order.id))),
+            None => Err(HandleError::OutOfOrder(format!("order {} changed during completion", order.id))),
         }
     }
 }
@@ -122,7 +117,10 @@ impl Handler for UserBannedHandler {
         }
         if changed > 0 {
             // Paid or expired meanwhile, or changed under us: look again.
-            return Err(HandleError::Retry(format!("{changed} orders of {} changed during the ban", event.user_id)));
+            return Err(HandleError::OutOfOrder(format!(
+                "{changed} orders of {} changed during the ban",
+                event.user_id
+            )));
         }
         Ok(())
     }

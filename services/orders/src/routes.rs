@@ -71,7 +71,7 @@ impl OrderView {
         let ticket = OrderTicketView {
             id: order.ticket_id.to_hex(),
             title: ticket.as_ref().map(|t| t.title.clone()),
-            price: ticket.as_ref().map(TicketReplica::price),
+            price: ticket.as_ref().map(|t| t.price),
             version: ticket.as_ref().map(|t| t.version),
         };
         Self {

@@ -24,8 +24,8 @@ pub struct TicketReplica {
     #[serde(rename = "_id")]
     pub id: ObjectId,
     pub title: String,
-    #[serde(rename = "priceCents")]
-    pub price_cents: i64,
+    #[serde(rename = "priceCents", with = "common::money::cents")]
+    pub price: Price,
     pub version: i64,
     /// The order holding the ticket (created or complete), if any.
     #[serde(rename = "reservedBy", default, skip_serializing_if = "Option::is_none")]
@@ -43,12 +43,6 @@ pub enum Reservation {
     Taken,
     /// The buyer already holds the most reservations allowed at once.
     TooMany,
-}
-
-impl TicketReplica {
-    pub fn price(&self) -> Price {
-        Price::from_cents(self.price_cents).expect("replicated prices were valid at the source")
-    }
 }
 
 /// A stored order.
@@ -163,10 +157,10 @@ impl Store {
             status: OrderStatus::Created,
             user_id: order.user_id.clone(),
             expires_at: rfc3339(order.expires_at),
-            ticket: OrderTicket { id: ticket.id.to_hex(), price: ticket.price() },
+            ticket: OrderTicket { id: ticket.id.to_hex(), price: ticket.price },
         };
         let this = self.clone();
-        let reserved = common::mongo::transaction_with(&self.client, async move |session| {
+        let reserved = common::mongo::transaction(&self.client, async move |session| {
             let active = this
                 .buyers
                 .find_one(doc! { "_id": &order.user_id })
@@ -238,48 +232,36 @@ impl Store {
         let mut filter = owner_filter(order.id, order.version);
         filter.insert("status", OrderStatus::Created.as_str());
         let update = doc! { "$set": { "status": next.status.as_str() }, "$inc": { "version": 1 } };
-        let (orders, tickets, buyers, outbox) =
-            (self.orders.clone(), self.tickets.clone(), self.buyers.clone(), self.outbox.clone());
-        let changed = common::mongo::transaction(&self.client, move |session| {
-            let (orders, tickets, buyers, outbox, filter, update, next, event) = (
-                orders.clone(),
-                tickets.clone(),
-                buyers.clone(),
-                outbox.clone(),
-                filter.clone(),
-                update.clone(),
-                next.clone(),
-                event.clone(),
-            );
-            Box::pin(async move {
-                if orders.update_one(filter, update).session(&mut *session).await?.matched_count == 0 {
-                    return Ok(None);
+        let this = self.clone();
+        let changed = common::mongo::transaction(&self.client, async move |session| {
+            let moved = this.orders.update_one(filter.clone(), update.clone()).session(&mut *session).await?;
+            if moved.matched_count == 0 {
+                return Ok(None);
+            }
+            // No longer `created`: one active reservation less for the buyer.
+            this.buyers
+                .update_one(
+                    doc! { "_id": &next.user_id, "active": { "$gt": 0_i64 } },
+                    doc! { "$inc": { "active": -1_i64 } },
+                )
+                .session(&mut *session)
+                .await?;
+            match &event {
+                StatusEvent::Cancelled(cancelled) => {
+                    this.tickets
+                        .update_one(
+                            doc! { "_id": next.ticket_id, "reservedBy": next.id.to_hex() },
+                            doc! { "$unset": { "reservedBy": "" } },
+                        )
+                        .session(&mut *session)
+                        .await?;
+                    this.outbox.stage(session, cancelled).await?;
                 }
-                // No longer `created`: one active reservation less for the buyer.
-                buyers
-                    .update_one(
-                        doc! { "_id": &next.user_id, "active": { "$gt": 0_i64 } },
-                        doc! { "$inc": { "active": -1_i64 } },
-                    )
-                    .session(&mut *session)
-                    .await?;
-                match &event {
-                    StatusEvent::Cancelled(cancelled) => {
-                        tickets
-                            .update_one(
-                                doc! { "_id": next.ticket_id, "reservedBy": next.id.to_hex() },
-                                doc! { "$unset": { "reservedBy": "" } },
-                            )
-                            .session(&mut *session)
-                            .await?;
-                        outbox.stage(session, cancelled).await?;
-                    }
-                    StatusEvent::Completed(completed) => {
-                        outbox.stage(session, completed).await?;
-                    }
+                StatusEvent::Completed(completed) => {
+                    this.outbox.stage(session, completed).await?;
                 }
-                Ok(Some(next))
-            })
+            }
+            Ok(Some(next.clone()))
         })
         .await?;
         if changed.is_some() {
@@ -294,16 +276,12 @@ impl Store {
         let replica = TicketReplica {
             id,
             title: event.title.clone(),
-            price_cents: event.price.cents(),
+            price: event.price,
             version: event.version,
             reserved_by: None,
             user_id: Some(event.user_id.clone()),
         };
-        match self.tickets.insert_one(&replica).await {
-            Ok(_) => Ok(()),
-            Err(err) if common::mongo::is_duplicate_key(&err) => Ok(()),
-            Err(err) => Err(err),
-        }
+        common::mongo::insert_once(&self.tickets, &replica).await.map(drop)
     }
 
     /// `ticket.updated`: applied only as the direct successor of the replica's version.

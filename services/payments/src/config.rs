@@ -1,12 +1,8 @@
 //! The payments service's configuration, read once from the environment at start-up.
 
-use common::config::{ConfigError, Env, HttpSettings, MongoSettings, SessionSettings};
-use common::events::NatsSettings;
-use common::events::listener::ListenerSettings;
+use common::config::{ConfigError, Env, ServiceConfig, SessionSettings};
 use secrecy::SecretString;
 
-/// Default port when `PORT` is unset.
-pub const DEFAULT_PORT: u16 = 3000;
 /// Stripe's API.
 pub const STRIPE_API: &str = "https://api.stripe.com";
 
@@ -20,24 +16,21 @@ pub enum ProviderSettings {
     Test,
 }
 
+/// The platform's settings plus the payments service's own.
+pub type Config = ServiceConfig<Settings>;
+
 #[derive(Clone, Debug)]
-pub struct Config {
-    pub http: HttpSettings,
-    pub mongo: MongoSettings,
-    pub nats: NatsSettings,
+pub struct Settings {
     pub session: SessionSettings,
     pub provider: ProviderSettings,
-    /// Retry policy of the listeners (defaults; tests shorten it).
-    pub listener: ListenerSettings,
     /// Timing of the refund task (defaults; tests shorten it).
     pub refunds: crate::refunds::RefundSettings,
 }
 
-impl Config {
-    /// Reads `PORT`, `MONGO_URI`, `NATS_URL`, `EVENT_NAMESPACE`, `JWT_KEY`,
-    /// `JWT_TTL_SECONDS`, `COOKIE_SECURE`, `PAYMENTS_PROVIDER`, `STRIPE_KEY`,
-    /// `STRIPE_API_BASE`.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl common::config::Settings for Settings {
+    /// Reads the session's variables, `PAYMENTS_PROVIDER`, `STRIPE_KEY`,
+    /// `STRIPE_API_BASE`, `STRIPE_TIMEOUT_SECONDS`.
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let provider = match env.required("PAYMENTS_PROVIDER")?.trim() {
             "stripe" => ProviderSettings::Stripe {
                 key: SecretString::from(env.required("STRIPE_KEY")?.to_owned()),
@@ -54,11 +47,7 @@ impl Config {
         };
         Ok(Self {
             session: SessionSettings::from_env(env)?,
-            mongo: MongoSettings::from_env(env)?,
-            nats: NatsSettings::from_env(env)?,
-            http: HttpSettings::from_env(env, DEFAULT_PORT)?,
             provider,
-            listener: ListenerSettings::default(),
             refunds: crate::refunds::RefundSettings::default(),
         })
     }
@@ -90,8 +79,8 @@ mod tests {
             Err(ConfigError::Invalid { name: "PAYMENTS_PROVIDER", .. })
         ));
         let test = Config::from_env(&env(&[("PAYMENTS_PROVIDER", "test"), ("STRIPE_KEY", "sk_test_x")])).unwrap();
-        assert!(matches!(test.provider, ProviderSettings::Test), "a key alone does not pick Stripe");
+        assert!(matches!(test.own.provider, ProviderSettings::Test), "a key alone does not pick Stripe");
         let stripe = Config::from_env(&env(&[("PAYMENTS_PROVIDER", "stripe"), ("STRIPE_KEY", "sk_test_x")])).unwrap();
-        assert!(matches!(stripe.provider, ProviderSettings::Stripe { .. }));
+        assert!(matches!(stripe.own.provider, ProviderSettings::Stripe { .. }));
     }
 }

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use bson::oid::ObjectId;
-use common::events::listener::{Delivery, HandleError, Handler};
+use common::events::listener::{Delivery, HandleError, Handler, object_id_or_poison};
 use common::events::{OrderCancelled, OrderCompleted, OrderCreated, OrderStatus};
 use tokio::sync::Notify;
 
 use crate::store::Store;
 
 fn order_id(raw: &str) -> Result<ObjectId, HandleError> {
-    ObjectId::parse_str(raw).map_err(|_| HandleError::Poison(format!("order id {raw:?} is not an ObjectId")))
+    object_id_or_poison(raw, "order")
 }
 
 /// `order.created`: a replica with the event's version and price.

@@ -30,6 +30,7 @@ use bson::oid::ObjectId;
 use common::events::outbox::Outbox;
 use common::events::versioning::{ReplicaOutcome, apply_to_replica};
 use common::events::{OrderCreated, OrderStatus, PaymentCreated};
+use common::money::Price;
 use futures::TryStreamExt;
 use mongodb::options::{IndexOptions, ReturnDocument};
 use mongodb::{Client, Collection, Database, IndexModel};
@@ -51,8 +52,8 @@ pub struct OrderReplica {
     pub user_id: String,
     pub status: OrderStatus,
     pub version: i64,
-    #[serde(rename = "priceCents")]
-    pub price_cents: i64,
+    #[serde(rename = "priceCents", with = "common::money::cents")]
+    pub price: Price,
     /// When the reservation lapses (from `order.created`); it cannot be paid after.
     #[serde(rename = "expiresAt", default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<bson::DateTime>,
@@ -218,7 +219,7 @@ impl Store {
                 order_id: order_id.clone(),
                 state: PaymentState::Charging,
                 claimed_at: bson::DateTime::now(),
-                amount_cents: order.price_cents,
+                amount_cents: order.price.cents(),
                 charge_id: None,
                 payment_intent: None,
                 refund_id: None,
@@ -286,44 +287,41 @@ impl Store {
         order: &OrderReplica,
         charge: &Charge,
     ) -> mongodb::error::Result<Recorded> {
-        let (orders, payments, outbox) = (self.orders.clone(), self.payments.clone(), self.outbox.clone());
-        let (order_id, amount, charge) = (order.id, order.price_cents, charge.clone());
-        let recorded = common::mongo::transaction(&self.client, move |session| {
-            let (orders, payments, outbox, charge) = (orders.clone(), payments.clone(), outbox.clone(), charge.clone());
-            Box::pin(async move {
-                // Writing the replica serialises this with a concurrent cancellation.
-                let still_open = orders
-                    .update_one(
-                        doc! { "_id": order_id, "status": { "$in": ["created", "awaiting:payment"] } },
-                        doc! { "$set": { "paidBy": payment_id } },
-                    )
-                    .session(&mut *session)
-                    .await?
-                    .matched_count
-                    == 1;
-                let mut set = doc! {
-                    "state": "succeeded",
-                    "amountCents": amount,
-                    "chargeId": &charge.id,
-                    "paymentIntent": &charge.payment_intent,
-                };
-                if !still_open {
-                    // Charged for a cancelled order: the refund is due in the same commit.
-                    set.insert("refundDue", true);
-                    set.insert("nextRefundAt", bson::DateTime::now());
-                }
-                payments
-                    .update_one(doc! { "_id": payment_id }, doc! { "$set": set, "$unset": { "token": "" } })
-                    .session(&mut *session)
-                    .await?;
-                if !still_open {
-                    return Ok(Recorded::OrderCancelled);
-                }
-                let event =
-                    PaymentCreated { id: payment_id.to_hex(), order_id: order_id.to_hex(), charge_id: charge.id };
-                outbox.stage(session, &event).await?;
-                Ok(Recorded::Paid)
-            })
+        let (this, order_id, amount, charge) = (self.clone(), order.id, order.price.cents(), charge.clone());
+        let recorded = common::mongo::transaction(&self.client, async move |session| {
+            // Writing the replica serialises this with a concurrent cancellation.
+            let still_open = this
+                .orders
+                .update_one(
+                    doc! { "_id": order_id, "status": { "$in": [OrderStatus::Created.as_str(), OrderStatus::AwaitingPayment.as_str()] } },
+                    doc! { "$set": { "paidBy": payment_id } },
+                )
+                .session(&mut *session)
+                .await?
+                .matched_count
+                == 1;
+            let mut set = doc! {
+                "state": "succeeded",
+                "amountCents": amount,
+                "chargeId": &charge.id,
+                "paymentIntent": &charge.payment_intent,
+            };
+            if !still_open {
+                // Charged for a cancelled order: the refund is due in the same commit.
+                set.insert("refundDue", true);
+                set.insert("nextRefundAt", bson::DateTime::now());
+            }
+            this.payments
+                .update_one(doc! { "_id": payment_id }, doc! { "$set": set, "$unset": { "token": "" } })
+                .session(&mut *session)
+                .await?;
+            if !still_open {
+                return Ok(Recorded::OrderCancelled);
+            }
+            let event =
+                PaymentCreated { id: payment_id.to_hex(), order_id: order_id.to_hex(), charge_id: charge.id.clone() };
+            this.outbox.stage(session, &event).await?;
+            Ok(Recorded::Paid)
         })
         .await?;
         if recorded == Recorded::Paid {
@@ -336,9 +334,9 @@ impl Store {
     /// for a charge that landed on the order.
     pub async fn cancel(&self, id: ObjectId, version: i64) -> mongodb::error::Result<ReplicaOutcome> {
         let this = self.clone();
-        let outcome = common::mongo::transaction_with(&self.client, async move |session| {
+        let outcome = common::mongo::transaction(&self.client, async move |session| {
             let outcome =
-                apply_to_replica(&this.orders, Some(&mut *session), id, version, doc! { "status": "cancelled" }).await?;
+                apply_to_replica(&this.orders, Some(&mut *session), id, version, doc! { "status": OrderStatus::Cancelled.as_str() }).await?;
             if outcome == ReplicaOutcome::Applied {
                 this.payments
                     .update_one(
@@ -422,15 +420,11 @@ impl Store {
             user_id: event.user_id.clone(),
             status: event.status,
             version: event.version,
-            price_cents: event.ticket.price.cents(),
+            price: event.ticket.price,
             expires_at,
             charge_attempts: 0,
         };
-        match self.orders.insert_one(&replica).await {
-            Ok(_) => Ok(()),
-            Err(err) if common::mongo::is_duplicate_key(&err) => Ok(()),
-            Err(err) => Err(err),
-        }
+        common::mongo::insert_once(&self.orders, &replica).await.map(drop)
     }
 
     /// `order.cancelled` / `order.completed`: the status, in version order.

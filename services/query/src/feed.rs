@@ -60,7 +60,7 @@ impl TryFrom<TicketView> for TicketChange {
     type Error = common::money::PriceError;
     fn try_from(view: TicketView) -> Result<Self, Self::Error> {
         Ok(Self {
-            price: common::money::Price::from_cents(view.price_cents)?,
+            price: view.price,
             id: view.id,
             title: view.title,
             status: view.status,
@@ -184,17 +184,13 @@ impl Feed {
     /// Reads the feed stream until `shutdown`: the last [`RING`] changes first, then new
     /// ones; after any interruption it resumes after the last change it has.
     pub async fn follow(self, bus: EventBus, shutdown: CancellationToken) {
-        let mut pause = Duration::from_millis(200);
+        let mut backoff = common::retry::Backoff::reconnect();
         while !shutdown.is_cancelled() {
             match self.read(&bus, &shutdown).await {
-                Ok(()) => pause = Duration::from_millis(200),
+                Ok(()) => backoff.succeeded(),
                 Err(err) => {
-                    tracing::warn!(error = format!("{err:#}"), retry_in = ?pause, "the ticket feed is interrupted");
-                    tokio::select! {
-                        () = tokio::time::sleep(pause) => {}
-                        () = shutdown.cancelled() => break,
-                    }
-                    pause = (pause * 2).min(Duration::from_secs(5));
+                    tracing::warn!(error = format!("{err:#}"), retry_in = ?backoff.peek(), "the ticket feed is interrupted");
+                    backoff.wait_after_failure(&shutdown).await;
                 }
             }
         }

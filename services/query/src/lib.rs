@@ -3,7 +3,8 @@
 //! the data are down.
 //!
 //! `GET /api/query/tickets` (filters `status`, `q`, cursor pagination),
-//! `GET /api/query/tickets/{id}`, `GET /api/query/orders`, `GET /api/query/orders/{id}`.
+//! `GET /api/query/tickets/{id}`, `GET /api/query/orders`, `GET /api/query/orders/{id}`,
+//! and `GET /api/query/tickets/events`, the live feed of ticket changes (see [`feed`]).
 //!
 //! On an empty database its durable consumers are recreated from the start of every
 //! stream, so it rebuilds itself from the full history; otherwise it resumes where they
@@ -19,14 +20,13 @@ pub mod listeners;
 pub mod routes;
 pub mod store;
 
-use axum::extract::FromRef;
-use common::Sessions;
-use common::events::{EventBus, StreamName, Subject};
+use common::events::listener::Listeners;
+use common::events::{EventBus, Subject};
 use common::openapi::Api;
 use common::service::{Backbone, Service};
-use common::shutdown::CancellationToken;
 
-pub use crate::config::Config;
+pub use crate::config::{Config, Settings};
+use crate::feed::FeedPublisher;
 use crate::listeners::{
     OrderCancelledHandler, OrderCompletedHandler, OrderCreatedHandler, PaymentCreatedHandler, TicketCreatedHandler,
     TicketUpdatedHandler,
@@ -36,131 +36,105 @@ use crate::store::Store;
 /// The name consumers and logs use for this service.
 pub const SERVICE: &str = "query";
 
-/// The subjects the read model is built from.
-pub const SUBJECTS: [Subject; 6] = [
-    Subject::TicketCreated,
-    Subject::TicketUpdated,
-    Subject::OrderCreated,
-    Subject::OrderCancelled,
-    Subject::OrderCompleted,
-    Subject::PaymentCreated,
-];
-
-/// Everything a handler needs: cheap handles only.
-#[derive(Clone, Debug)]
-pub struct AppState {
+/// What the handlers use, besides the session verifier.
+#[derive(Debug)]
+pub struct Handles {
     pub store: Store,
-    pub sessions: Sessions,
     /// The live ticket feed, as this replica follows it.
     pub feed: feed::Feed,
 }
 
-impl FromRef<AppState> for Sessions {
-    fn from_ref(state: &AppState) -> Self {
-        state.sessions.clone()
-    }
-}
+pub type AppState = common::AppState<Handles>;
 
-/// The name of this service's durable consumer of `subject`.
-fn consumer_name(bus: &EventBus, subject: Subject) -> String {
-    bus.namespace().name(&format!("{SERVICE}-{}", subject.as_str().replace('.', "-")))
+/// The read model's listeners, one per subject it is built from: what the service runs,
+/// and what a rebuild resets.
+fn listeners(backbone: &Backbone, store: &Store, feed: Option<&FeedPublisher>) -> Listeners {
+    let handler_feed = || feed.cloned();
+    backbone
+        .listeners()
+        .listen(TicketCreatedHandler { store: store.clone(), feed: handler_feed() })
+        .listen(TicketUpdatedHandler { store: store.clone(), feed: handler_feed() })
+        .listen(OrderCreatedHandler { store: store.clone(), feed: handler_feed() })
+        .listen(OrderCancelledHandler { store: store.clone(), feed: handler_feed() })
+        .listen(OrderCompletedHandler { store: store.clone(), feed: handler_feed() })
+        .listen(PaymentCreatedHandler { store: store.clone(), feed: None })
 }
 
 /// Events not yet applied: delivered-but-unacknowledged plus not-yet-delivered messages of
-/// every consumer. Zero once a replay has caught up (operators and the benchmark watch it).
-pub async fn backlog(bus: &EventBus) -> anyhow::Result<u64> {
+/// the `durables` ([`Service::durables`]). Zero once a replay has caught up (operators and
+/// the benchmark watch it).
+pub async fn backlog(bus: &EventBus, durables: &[(Subject, String)]) -> anyhow::Result<u64> {
     let mut total = 0;
-    for subject in SUBJECTS {
+    for (subject, name) in durables {
         let stream = bus.jetstream().get_stream(bus.namespace().stream(subject.stream())).await?;
-        let info = stream.consumer_info(consumer_name(bus, subject)).await?;
+        let info = stream.consumer_info(name).await?;
         total += info.num_pending + info.num_ack_pending as u64;
     }
     Ok(total)
 }
 
-/// Deletes this service's durable consumers, so they are declared again from the start of
-/// their streams. Missing ones are fine.
-pub async fn reset_consumers(bus: &EventBus) -> anyhow::Result<()> {
-    for subject in SUBJECTS {
-        // A stream not created yet has no consumer to reset.
+/// Deletes the `durables`, so they are declared again from the start of their streams.
+/// One that does not exist (or whose stream does not yet) is fine; any other error fails.
+pub async fn reset_consumers(bus: &EventBus, durables: &[(Subject, String)]) -> anyhow::Result<()> {
+    use async_nats::jetstream::ErrorCode;
+    use async_nats::jetstream::stream::ConsumerErrorKind;
+    for (subject, name) in durables {
         let Some(stream) = bus.existing_stream(subject.stream()).await? else { continue };
-        let name = consumer_name(bus, subject);
-        if stream.delete_consumer(&name).await.is_ok() {
-            tracing::info!(consumer = %name, "consumer reset; it replays from the start");
+        match stream.delete_consumer(name).await {
+            Ok(_) => tracing::info!(consumer = %name, "consumer reset; it replays from the start"),
+            Err(err)
+                if matches!(err.kind(), ConsumerErrorKind::JetStream(ref e)
+                    if e.error_code() == ErrorCode::CONSUMER_NOT_FOUND) => {}
+            Err(err) => anyhow::bail!("cannot reset the consumer {name}: {err}"),
         }
     }
     Ok(())
 }
-
-/// The streams the read model is built from, and the dead-letter stream.
-const STREAMS: [StreamName; 4] =
-    [StreamName::Tickets, StreamName::Orders, StreamName::Payments, StreamName::DeadLetter];
 
 /// Drops the read model and resets the consumers: every replica rebuilds from the streams.
 pub async fn rebuild(config: &Config) -> anyhow::Result<()> {
-    let db = common::mongo::connect(&mongo_settings(config), SERVICE).await?;
-    let bus = EventBus::connect(&config.nats, SERVICE).await?;
-    Store::new(&db).drop_all().await?;
-    reset_consumers(&bus).await?;
-    bus.client().drain().await?;
+    let backbone = Backbone::connect(SERVICE, &without_retryable_writes(config)).await?;
+    let store = Store::new(&backbone.db);
+    store.drop_all().await?;
+    reset_consumers(&backbone.bus, &listeners(&backbone, &store, None).durables()).await?;
+    backbone.bus.client().drain().await?;
     Ok(())
 }
 
-/// The MongoDB settings with the driver's retryable writes off: every write of the read
-/// model is idempotent, and a failed one is redelivered by its listener, so a driver-level
-/// retry adds nothing. (It also costs: the development server keeps a record per retryable
-/// write and, past 10,000, sorts them all on every write, which made a long replay
-/// quadratic; see BENCHMARKS.md.)
-fn mongo_settings(config: &Config) -> common::config::MongoSettings {
-    common::config::MongoSettings { retry_writes: false, ..config.mongo.clone() }
+/// The configuration with the driver's retryable writes off: every write of the read model
+/// is idempotent, and a failed one is redelivered by its listener, so a driver-level retry
+/// adds nothing. (It also costs: the development server keeps a record per retryable write
+/// and, past 10,000, sorts them all on every write, which made a long replay quadratic;
+/// see BENCHMARKS.md.)
+fn without_retryable_writes(config: &Config) -> Config {
+    let mut config = config.clone();
+    config.mongo.retry_writes = false;
+    config
 }
 
-/// The query service, bound to its port, with its listeners ready to start.
-#[derive(Debug)]
-pub struct Application {
-    service: Service,
-}
-
-impl Application {
-    /// Connects to MongoDB and NATS (waiting for both); on an empty read model, resets the
-    /// consumers so the model is rebuilt from the full history.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let mut backbone =
-            Backbone::connect(SERVICE, &mongo_settings(&config), &config.nats, &STREAMS, config.listener.clone())
-                .await?;
-        let store = Store::new(&backbone.db);
-        if store.is_empty().await? {
-            tracing::info!("empty read model: rebuilding from the streams");
-            reset_consumers(&backbone.bus).await?;
-        }
-        store.ensure_indexes().await?;
-        backbone.prune("status_locks", "updatedAt");
-        let listeners = backbone.listeners();
-        let live = feed::Feed::default();
-        let publisher = config.live_feed.then(|| feed::FeedPublisher::new(backbone.bus.clone(), store.clone()));
-        let state =
-            AppState { store: store.clone(), sessions: backbone.sessions(&config.session).await?, feed: live.clone() };
-        let bus = backbone.bus.clone();
-        let service = backbone
-            .into_service(&config.http, Api::new(routes::routes(), state, SERVICE), None)
-            .await?
-            .with_task("ticket-feed", move |token| live.follow(bus, token))
-            .with_listener(&listeners, TicketCreatedHandler { store: store.clone(), feed: publisher.clone() })
-            .with_listener(&listeners, TicketUpdatedHandler { store: store.clone(), feed: publisher.clone() })
-            .with_listener(&listeners, OrderCreatedHandler { store: store.clone(), feed: publisher.clone() })
-            .with_listener(&listeners, OrderCancelledHandler { store: store.clone(), feed: publisher.clone() })
-            .with_listener(&listeners, OrderCompletedHandler { store: store.clone(), feed: publisher.clone() })
-            .with_listener(&listeners, PaymentCreatedHandler { store, feed: None });
-        Ok(Self { service })
+/// Connects to MongoDB and NATS (waiting for both) and binds the port; on an empty read
+/// model, resets the consumers so the model is rebuilt from the full history.
+pub async fn build(config: Config) -> anyhow::Result<Service> {
+    let config = without_retryable_writes(&config);
+    let mut backbone = Backbone::connect(SERVICE, &config).await?;
+    let store = Store::new(&backbone.db);
+    let publisher = config.own.live_feed.then(|| FeedPublisher::new(backbone.bus.clone(), store.clone()));
+    let listeners = listeners(&backbone, &store, publisher.as_ref());
+    if store.is_empty().await? {
+        tracing::info!("empty read model: rebuilding from the streams");
+        reset_consumers(&backbone.bus, &listeners.durables()).await?;
     }
-
-    /// The port actually bound (useful with `PORT=0`).
-    pub fn port(&self) -> u16 {
-        self.service.port()
-    }
-
-    /// Serves and runs the listeners until `shutdown`, then stops them in order.
-    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        self.service.run_until_stopped(shutdown).await
-    }
+    store.ensure_indexes().await?;
+    backbone.prune("status_locks", "updatedAt");
+    let live = feed::Feed::default();
+    let state = AppState::new(
+        Handles { store: store.clone(), feed: live.clone() },
+        backbone.sessions(&config.own.session).await?,
+    );
+    let bus = backbone.bus.clone();
+    Ok(backbone
+        .into_service(&config.http, Api::new(routes::routes(), state, SERVICE), None)
+        .await?
+        .with_task("ticket-feed", move |token| live.follow(bus, token))
+        .with_listeners(listeners))
 }

@@ -64,15 +64,11 @@ pub struct TicketItem {
     order_id: Option<String>,
 }
 
-fn price(cents: i64) -> Result<Price, ApiError> {
-    Price::from_cents(cents).map_err(ApiError::internal)
-}
-
 impl TryFrom<TicketView> for TicketItem {
     type Error = ApiError;
     fn try_from(t: TicketView) -> Result<Self, ApiError> {
         Ok(Self {
-            price: price(t.price_cents)?,
+            price: t.price,
             id: t.id,
             title: t.title,
             user_id: t.user_id,
@@ -206,7 +202,7 @@ fn ticket_filter(params: &HashMap<String, String>) -> Result<TicketFilter, ApiEr
     Ok(TicketFilter { status, words, after, limit })
 }
 
-/// Tickets with their sale status, newest first, a page at a time.
+/// Tickets with their sale status, in the order they were listed (oldest first), a page at a time.
 #[utoipa::path(
     get,
     path = "/api/query/tickets",
@@ -304,7 +300,7 @@ async fn order_items(state: &AppState, orders: Vec<OrderView>) -> Result<Vec<Ord
                 ticket: OrderTicket {
                     id: order.ticket_id.clone(),
                     title: ticket.map(|t| t.title.clone()),
-                    price: ticket.map(|t| price(t.price_cents)).transpose()?,
+                    price: ticket.map(|t| t.price),
                 },
                 payment: payment.map(|p| OrderPayment { id: p.id.clone(), charge_id: p.charge_id.clone() }),
                 id: order.id,

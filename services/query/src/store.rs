@@ -12,6 +12,7 @@
 use bson::{Document, doc};
 use common::events::versioning::{ReplicaOutcome, apply_to_replica};
 use common::events::{OrderCreated, OrderStatus, PaymentCreated, TicketCreated, TicketUpdated};
+use common::money::Price;
 use futures::TryStreamExt;
 use mongodb::options::IndexOptions;
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
@@ -55,8 +56,8 @@ pub struct TicketView {
     pub title: String,
     /// Lower-case words of the title, for search.
     pub words: Vec<String>,
-    #[serde(rename = "priceCents")]
-    pub price_cents: i64,
+    #[serde(rename = "priceCents", with = "common::money::cents")]
+    pub price: Price,
     #[serde(rename = "userId")]
     pub user_id: String,
     pub version: i64,
@@ -78,8 +79,8 @@ pub struct OrderView {
     pub expires_at: String,
     #[serde(rename = "ticketId")]
     pub ticket_id: String,
-    #[serde(rename = "priceCents")]
-    pub price_cents: i64,
+    #[serde(rename = "priceCents", with = "common::money::cents")]
+    pub price: Price,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,12 +104,12 @@ pub fn words(text: &str) -> Vec<String> {
 
 impl TicketView {
     /// A ticket as first seen: available until its orders say otherwise.
-    fn new(id: &str, version: i64, title: &str, price_cents: i64, user_id: &str) -> Self {
+    fn new(id: &str, version: i64, title: &str, price: Price, user_id: &str) -> Self {
         Self {
             id: id.to_owned(),
             title: title.to_owned(),
             words: words(title),
-            price_cents,
+            price,
             user_id: user_id.to_owned(),
             version,
             status: TicketStatus::Available,
@@ -119,13 +120,13 @@ impl TicketView {
 
 impl From<&TicketCreated> for TicketView {
     fn from(event: &TicketCreated) -> Self {
-        Self::new(&event.id, event.version, &event.title, event.price.cents(), &event.user_id)
+        Self::new(&event.id, event.version, &event.title, event.price, &event.user_id)
     }
 }
 
 impl From<&TicketUpdated> for TicketView {
     fn from(event: &TicketUpdated) -> Self {
-        Self::new(&event.id, event.version, &event.title, event.price.cents(), &event.user_id)
+        Self::new(&event.id, event.version, &event.title, event.price, &event.user_id)
     }
 }
 
@@ -248,7 +249,7 @@ impl Store {
                 let set = doc! {
                     "title": &ticket.title,
                     "words": &ticket.words,
-                    "priceCents": ticket.price_cents,
+                    "priceCents": ticket.price.cents(),
                     "userId": &ticket.user_id,
                 };
                 match apply_to_replica(&self.tickets, None, ticket.id.as_str(), ticket.version, set).await? {
@@ -273,14 +274,11 @@ impl Store {
     async fn insert_ticket(&self, ticket: &TicketView) -> mongodb::error::Result<bool> {
         let (tickets, orders, locks) = (self.tickets.clone(), self.orders.clone(), self.locks.clone());
         let ticket = ticket.clone();
-        common::mongo::transaction(&self.client, move |session| {
-            let (tickets, orders, locks, ticket) = (tickets.clone(), orders.clone(), locks.clone(), ticket.clone());
-            Box::pin(async move {
-                if !insert_absent(session, &tickets, &ticket.id, &ticket).await? {
-                    return Ok(false);
-                }
-                refresh_status(session, &locks, &tickets, &orders, &ticket.id).await.map(|()| true)
-            })
+        common::mongo::transaction(&self.client, async move |session| {
+            if !insert_absent(session, &tickets, &ticket.id, &ticket).await? {
+                return Ok(false);
+            }
+            refresh_status(session, &locks, &tickets, &orders, &ticket.id).await.map(|()| true)
         })
         .await
     }
@@ -294,17 +292,14 @@ impl Store {
             version: event.version,
             expires_at: event.expires_at.clone(),
             ticket_id: event.ticket.id.clone(),
-            price_cents: event.ticket.price.cents(),
+            price: event.ticket.price,
         };
         let (tickets, orders, locks) = (self.tickets.clone(), self.orders.clone(), self.locks.clone());
-        common::mongo::transaction(&self.client, move |session| {
-            let (tickets, orders, locks, order) = (tickets.clone(), orders.clone(), locks.clone(), order.clone());
-            Box::pin(async move {
-                if !insert_absent(session, &orders, &order.id, &order).await? {
-                    return Ok(());
-                }
-                refresh_status(session, &locks, &tickets, &orders, &order.ticket_id).await
-            })
+        common::mongo::transaction(&self.client, async move |session| {
+            if !insert_absent(session, &orders, &order.id, &order).await? {
+                return Ok(());
+            }
+            refresh_status(session, &locks, &tickets, &orders, &order.ticket_id).await
         })
         .await
     }
@@ -320,17 +315,13 @@ impl Store {
     ) -> mongodb::error::Result<ReplicaOutcome> {
         let (tickets, orders, locks) = (self.tickets.clone(), self.orders.clone(), self.locks.clone());
         let (order_id, ticket_id) = (order_id.to_owned(), ticket_id.to_owned());
-        common::mongo::transaction(&self.client, move |session| {
-            let (tickets, orders, locks, order_id, ticket_id) =
-                (tickets.clone(), orders.clone(), locks.clone(), order_id.clone(), ticket_id.clone());
-            Box::pin(async move {
-                let set = doc! { "status": status.as_str() };
-                let outcome = apply_to_replica(&orders, Some(&mut *session), order_id.as_str(), version, set).await?;
-                if outcome == ReplicaOutcome::Applied {
-                    refresh_status(session, &locks, &tickets, &orders, &ticket_id).await?;
-                }
-                Ok(outcome)
-            })
+        common::mongo::transaction(&self.client, async move |session| {
+            let set = doc! { "status": status.as_str() };
+            let outcome = apply_to_replica(&orders, Some(&mut *session), order_id.as_str(), version, set).await?;
+            if outcome == ReplicaOutcome::Applied {
+                refresh_status(session, &locks, &tickets, &orders, &ticket_id).await?;
+            }
+            Ok(outcome)
         })
         .await
     }
@@ -339,11 +330,7 @@ impl Store {
     pub async fn payment_created(&self, event: &PaymentCreated) -> mongodb::error::Result<()> {
         let payment =
             PaymentView { id: event.id.clone(), order_id: event.order_id.clone(), charge_id: event.charge_id.clone() };
-        match self.payments.insert_one(&payment).await {
-            Ok(_) => Ok(()),
-            Err(err) if common::mongo::is_duplicate_key(&err) => Ok(()),
-            Err(err) => Err(err),
-        }
+        common::mongo::insert_once(&self.payments, &payment).await.map(drop)
     }
 }
 
@@ -390,7 +377,7 @@ async fn refresh_status(
         .session(&mut *session)
         .await?;
     let holding: Vec<OrderView> = orders
-        .find(doc! { "ticketId": ticket_id, "status": { "$in": ["created", "complete"] } })
+        .find(doc! { "ticketId": ticket_id, "status": { "$in": [OrderStatus::Created.as_str(), OrderStatus::Complete.as_str()] } })
         .session(&mut *session)
         .await?
         .stream(&mut *session)

@@ -1,20 +1,20 @@
 //! Order events that reserve and release tickets.
 
 use bson::oid::ObjectId;
-use common::events::listener::{Delivery, HandleError, Handler};
+use common::events::listener::{Delivery, HandleError, Handler, object_id_or_poison};
 use common::events::{OrderCancelled, OrderCreated};
 
 use crate::store::{Reservation, Store};
 
 fn ticket_id(raw: &str) -> Result<ObjectId, HandleError> {
-    ObjectId::parse_str(raw).map_err(|_| HandleError::Poison(format!("ticket id {raw:?} is not an ObjectId")))
+    object_id_or_poison(raw, "ticket")
 }
 
 fn outcome(reservation: Reservation, ticket: &str) -> Result<(), HandleError> {
     match reservation {
         Reservation::Changed(_) | Reservation::Unchanged => Ok(()),
         Reservation::HeldByAnother(holder) => {
-            Err(HandleError::Retry(format!("ticket {ticket} is still held by order {holder}")))
+            Err(HandleError::OutOfOrder(format!("ticket {ticket} is still held by order {holder}")))
         }
         Reservation::UnknownTicket => Err(HandleError::Poison(format!("ticket {ticket} does not exist"))),
     }

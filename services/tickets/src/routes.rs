@@ -85,7 +85,7 @@ pub struct TicketView {
 
 impl From<Ticket> for TicketView {
     fn from(t: Ticket) -> Self {
-        let price = t.price();
+        let price = t.price;
         Self { id: t.id.to_hex(), title: t.title, price, user_id: t.user_id, version: t.version, order_id: t.order_id }
     }
 }

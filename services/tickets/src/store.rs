@@ -21,8 +21,8 @@ pub struct Ticket {
     #[serde(rename = "_id")]
     pub id: ObjectId,
     pub title: String,
-    #[serde(rename = "priceCents")]
-    pub price_cents: i64,
+    #[serde(rename = "priceCents", with = "common::money::cents")]
+    pub price: Price,
     #[serde(rename = "userId")]
     pub user_id: String,
     pub version: i64,
@@ -32,16 +32,12 @@ pub struct Ticket {
 }
 
 impl Ticket {
-    pub fn price(&self) -> Price {
-        Price::from_cents(self.price_cents).expect("stored prices were validated on the way in")
-    }
-
     fn updated_event(&self) -> TicketUpdated {
         TicketUpdated {
             id: self.id.to_hex(),
             version: self.version,
             title: self.title.clone(),
-            price: self.price(),
+            price: self.price,
             user_id: self.user_id.clone(),
             order_id: self.order_id.clone(),
         }
@@ -115,8 +111,7 @@ impl Store {
 
     /// Creates a ticket at version 0 and stages `ticket.created`.
     pub async fn create(&self, title: String, price: Price, user_id: String) -> mongodb::error::Result<Ticket> {
-        let ticket =
-            Ticket { id: ObjectId::new(), title, price_cents: price.cents(), user_id, version: 0, order_id: None };
+        let ticket = Ticket { id: ObjectId::new(), title, price, user_id, version: 0, order_id: None };
         let event = TicketCreated {
             id: ticket.id.to_hex(),
             version: 0,
@@ -124,14 +119,10 @@ impl Store {
             price,
             user_id: ticket.user_id.clone(),
         };
-        let (tickets, outbox, doc) = (self.tickets.clone(), self.outbox.clone(), ticket.clone());
-        common::mongo::transaction(&self.client, move |session| {
-            let (tickets, outbox, doc, event) = (tickets.clone(), outbox.clone(), doc.clone(), event.clone());
-            Box::pin(async move {
-                tickets.insert_one(&doc).session(&mut *session).await?;
-                outbox.stage(session, &event).await?;
-                Ok(())
-            })
+        let (this, doc) = (self.clone(), ticket.clone());
+        common::mongo::transaction(&self.client, async move |session| {
+            this.tickets.insert_one(&doc).session(&mut *session).await?;
+            this.outbox.stage(session, &event).await
         })
         .await?;
         self.outbox.notify();
@@ -144,18 +135,16 @@ impl Store {
         let mut filter = owner_filter(ticket.id, ticket.version);
         filter.insert("orderId", bson::Bson::Null);
         let update = doc! { "$set": { "title": &title, "priceCents": price.cents() }, "$inc": { "version": 1 } };
-        let next = Ticket { title, price_cents: price.cents(), version: ticket.version + 1, ..ticket.clone() };
+        let next = Ticket { title, price, version: ticket.version + 1, ..ticket.clone() };
         self.change(filter, update, next).await
     }
 
     /// Applies a conditional change and stages `ticket.updated` for the new state, in one
     /// transaction. `None` if the filter no longer matches.
     async fn change(&self, filter: Document, update: Document, next: Ticket) -> mongodb::error::Result<Option<Ticket>> {
-        let (tickets, outbox) = (self.tickets.clone(), self.outbox.clone());
-        let changed = common::mongo::transaction(&self.client, move |session| {
-            let (tickets, outbox, filter, update, next) =
-                (tickets.clone(), outbox.clone(), filter.clone(), update.clone(), next.clone());
-            Box::pin(async move { change_in(session, &tickets, &outbox, filter, update, next).await })
+        let this = self.clone();
+        let changed = common::mongo::transaction(&self.client, async move |session| {
+            change_in(session, &this.tickets, &this.outbox, filter.clone(), update.clone(), next.clone()).await
         })
         .await?;
         if changed.is_some() {
@@ -166,33 +155,29 @@ impl Store {
 
     /// `order.created`: reserves the ticket for the order and stages `ticket.updated`.
     pub async fn reserve(&self, ticket_id: ObjectId, order_id: &str) -> mongodb::error::Result<Reservation> {
-        let (tickets, marks, outbox, order_id) =
-            (self.tickets.clone(), self.marks.clone(), self.outbox.clone(), order_id.to_owned());
-        let outcome = common::mongo::transaction(&self.client, move |session| {
-            let (tickets, marks, outbox, order_id) = (tickets.clone(), marks.clone(), outbox.clone(), order_id.clone());
-            Box::pin(async move {
-                // Writing the mark makes a concurrent `release` of the same order conflict
-                // with this transaction instead of slipping past it.
-                let mark = mark_order(session, &marks, &order_id, doc! { "seenCreated": true }).await?;
-                if mark.cancelled {
-                    return Ok(Reservation::Unchanged);
-                }
-                let Some(ticket) = tickets.find_one(doc! { "_id": ticket_id }).session(&mut *session).await? else {
-                    return Ok(Reservation::UnknownTicket);
-                };
-                match &ticket.order_id {
-                    Some(holder) if *holder == order_id => return Ok(Reservation::Unchanged),
-                    Some(holder) => return Ok(Reservation::HeldByAnother(holder.clone())),
-                    None => {}
-                }
-                let mut filter = owner_filter(ticket.id, ticket.version);
-                filter.insert("orderId", bson::Bson::Null);
-                let update = doc! { "$set": { "orderId": &order_id }, "$inc": { "version": 1 } };
-                let next = Ticket { order_id: Some(order_id.clone()), version: ticket.version + 1, ..ticket };
-                Ok(match change_in(session, &tickets, &outbox, filter, update, next).await? {
-                    Some(ticket) => Reservation::Changed(ticket),
-                    None => Reservation::Unchanged,
-                })
+        let (this, order_id) = (self.clone(), order_id.to_owned());
+        let outcome = common::mongo::transaction(&self.client, async move |session| {
+            // Writing the mark makes a concurrent `release` of the same order conflict with
+            // this transaction instead of slipping past it.
+            let mark = mark_order(session, &this.marks, &order_id, doc! { "seenCreated": true }).await?;
+            if mark.cancelled {
+                return Ok(Reservation::Unchanged);
+            }
+            let Some(ticket) = this.tickets.find_one(doc! { "_id": ticket_id }).session(&mut *session).await? else {
+                return Ok(Reservation::UnknownTicket);
+            };
+            match &ticket.order_id {
+                Some(holder) if *holder == order_id => return Ok(Reservation::Unchanged),
+                Some(holder) => return Ok(Reservation::HeldByAnother(holder.clone())),
+                None => {}
+            }
+            let mut filter = owner_filter(ticket.id, ticket.version);
+            filter.insert("orderId", bson::Bson::Null);
+            let update = doc! { "$set": { "orderId": &order_id }, "$inc": { "version": 1 } };
+            let next = Ticket { order_id: Some(order_id.clone()), version: ticket.version + 1, ..ticket };
+            Ok(match change_in(session, &this.tickets, &this.outbox, filter, update, next).await? {
+                Some(ticket) => Reservation::Changed(ticket),
+                None => Reservation::Unchanged,
             })
         })
         .await?;
@@ -204,25 +189,21 @@ impl Store {
 
     /// `order.cancelled`: releases the ticket only if this order holds it.
     pub async fn release(&self, ticket_id: ObjectId, order_id: &str) -> mongodb::error::Result<Reservation> {
-        let (tickets, marks, outbox, order_id) =
-            (self.tickets.clone(), self.marks.clone(), self.outbox.clone(), order_id.to_owned());
-        let outcome = common::mongo::transaction(&self.client, move |session| {
-            let (tickets, marks, outbox, order_id) = (tickets.clone(), marks.clone(), outbox.clone(), order_id.clone());
-            Box::pin(async move {
-                mark_order(session, &marks, &order_id, doc! { "cancelled": true }).await?;
-                let Some(ticket) = tickets.find_one(doc! { "_id": ticket_id }).session(&mut *session).await? else {
-                    return Ok(Reservation::UnknownTicket);
-                };
-                if ticket.order_id.as_deref() != Some(order_id.as_str()) {
-                    return Ok(Reservation::Unchanged);
-                }
-                let filter = doc! { "_id": ticket.id, "version": ticket.version, "orderId": &order_id };
-                let update = doc! { "$unset": { "orderId": "" }, "$inc": { "version": 1 } };
-                let next = Ticket { order_id: None, version: ticket.version + 1, ..ticket };
-                Ok(match change_in(session, &tickets, &outbox, filter, update, next).await? {
-                    Some(ticket) => Reservation::Changed(ticket),
-                    None => Reservation::Unchanged,
-                })
+        let (this, order_id) = (self.clone(), order_id.to_owned());
+        let outcome = common::mongo::transaction(&self.client, async move |session| {
+            mark_order(session, &this.marks, &order_id, doc! { "cancelled": true }).await?;
+            let Some(ticket) = this.tickets.find_one(doc! { "_id": ticket_id }).session(&mut *session).await? else {
+                return Ok(Reservation::UnknownTicket);
+            };
+            if ticket.order_id.as_deref() != Some(order_id.as_str()) {
+                return Ok(Reservation::Unchanged);
+            }
+            let filter = doc! { "_id": ticket.id, "version": ticket.version, "orderId": &order_id };
+            let update = doc! { "$unset": { "orderId": "" }, "$inc": { "version": 1 } };
+            let next = Ticket { order_id: None, version: ticket.version + 1, ..ticket };
+            Ok(match change_in(session, &this.tickets, &this.outbox, filter, update, next).await? {
+                Some(ticket) => Reservation::Changed(ticket),
+                None => Reservation::Unchanged,
             })
         })
         .await?;

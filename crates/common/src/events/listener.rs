@@ -5,7 +5,7 @@
 //! - an undecodable payload goes straight to the dead-letter stream;
 //! - the handler runs (with a timeout, and a panic is caught); on success the message is
 //!   acked, which the handler only returns after its write committed;
-//! - [`HandleError::Retry`] (a predecessor not applied yet) and [`HandleError::Transient`]
+//! - [`HandleError::OutOfOrder`] (a predecessor not applied yet) and [`HandleError::Transient`]
 //!   (a database or broker outage) are redelivered after a growing delay (`Nak` with delay);
 //! - [`HandleError::Poison`], or a retryable failure past `max_attempts` deliveries, goes to
 //!   the dead-letter stream (original subject, headers and payload plus the reason), is
@@ -34,13 +34,18 @@ use super::{Event, EventBus, MSG_ID_HEADER, StreamName};
 /// How often a listener looks for a stream its publisher has not created yet.
 const STREAM_WAIT: Duration = Duration::from_millis(250);
 
-/// Why a handler did not apply an event.
+/// Why a handler did not apply an event. Both retryable kinds are redelivered with the
+/// same growing delay; they differ in how long they may go on
+/// ([`ListenerSettings`]).
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
-    /// The event cannot be applied yet (its predecessor has not arrived); retry later.
+    /// The event came before one it depends on (a version gap, an order not yet seen);
+    /// normal while consumers replay at different paces, so it is retried up to the large
+    /// budget `max_gap_attempts` before it is dead-lettered.
     #[error("not applicable yet: {0}")]
-    Retry(String),
-    /// A dependency failed (database down, write conflict); retry later.
+    OutOfOrder(String),
+    /// A dependency failed (database down, write conflict, a timeout); retried up to
+    /// `max_attempts`, then dead-lettered.
     #[error("transient failure: {0:#}")]
     Transient(anyhow::Error),
     /// The event can never be applied; dead-letter it.
@@ -153,24 +158,86 @@ pub struct ListenerContext {
     pub metrics: ListenerMetrics,
 }
 
+/// The id an event names, as an ObjectId; a malformed one can never match anything, so
+/// the event is poison (dead-lettered at once, not retried). `what` names it in the reason.
+pub fn object_id_or_poison(raw: &str, what: &str) -> Result<bson::oid::ObjectId, HandleError> {
+    bson::oid::ObjectId::parse_str(raw)
+        .map_err(|_| HandleError::Poison(format!("{what} id {raw:?} is not an ObjectId")))
+}
+
+/// The durable consumer of `service` on `subject`: `orders-ticket-created` (namespaced).
+/// The NATS users of `infra/nats_auth.py` grant exactly these names.
+pub fn durable_name(namespace: &super::Namespace, service: &str, subject: super::Subject) -> String {
+    namespace.name(&format!("{service}-{}", subject.as_str().replace('.', "-")))
+}
+
+type ListenerTask = Box<dyn FnOnce(CancellationToken) -> futures::future::BoxFuture<'static, ()> + Send>;
+
+/// A service's listeners, one per subject, before they run: each is one line,
+/// `.listen(Handler { .. })`, and the set knows its subjects (what `query rebuild` resets).
+pub struct Listeners {
+    context: ListenerContext,
+    listeners: Vec<(super::Subject, ListenerTask)>,
+}
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listeners")
+            .field("service", &self.context.service)
+            .field("subjects", &self.subjects().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Listeners {
+    pub fn new(context: ListenerContext) -> Self {
+        Self { context, listeners: Vec::new() }
+    }
+
+    /// Adds the listener of `H`'s subject.
+    ///
+    /// # Panics
+    /// When the service already listens to that subject (two handlers would share one
+    /// durable consumer, each getting half the events).
+    pub fn listen<H: Handler>(mut self, handler: H) -> Self {
+        let subject = H::Event::SUBJECT;
+        assert!(self.subjects().all(|s| s != subject), "{} listens to {subject:?} twice", self.context.service);
+        let context = self.context.clone();
+        self.listeners.push((subject, Box::new(move |token| Box::pin(run(context, handler, token)))));
+        self
+    }
+
+    /// The subjects listened to, in the order added.
+    pub fn subjects(&self) -> impl Iterator<Item = super::Subject> + '_ {
+        self.listeners.iter().map(|(subject, _)| *subject)
+    }
+
+    /// The durable consumer names, with each one's subject.
+    pub fn durables(&self) -> Vec<(super::Subject, String)> {
+        let namespace = self.context.bus.namespace();
+        self.subjects().map(|subject| (subject, durable_name(namespace, self.context.service, subject))).collect()
+    }
+
+    /// The listeners as tasks, named by their subjects.
+    pub(crate) fn into_tasks(self) -> impl Iterator<Item = (&'static str, ListenerTask)> {
+        self.listeners.into_iter().map(|(subject, task)| (subject.as_str(), task))
+    }
+}
+
 /// Declares the dead-letter stream and the durable consumer for `H`'s subject, then
 /// handles messages until `shutdown`. Returns once in-flight messages are finished.
 pub async fn run<H: Handler>(context: ListenerContext, handler: H, shutdown: CancellationToken) {
     let ListenerContext { bus, service, settings, metrics } = context;
     let subject = H::Event::SUBJECT;
-    let durable = bus.namespace().name(&format!("{service}-{}", subject.as_str().replace('.', "-")));
+    let durable = durable_name(bus.namespace(), service, subject);
     let worker = Arc::new(Worker { bus, service, durable, handler, settings, metrics });
-    let mut pause = Duration::from_millis(200);
+    let mut backoff = crate::retry::Backoff::reconnect();
     while !shutdown.is_cancelled() {
         match worker.consume(&shutdown).await {
-            Ok(()) => pause = Duration::from_millis(200),
+            Ok(()) => backoff.succeeded(),
             Err(err) => {
-                tracing::warn!(consumer = %worker.durable, error = format!("{err:#}"), retry_in = ?pause, "listener cannot consume; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(pause) => {}
-                    () = shutdown.cancelled() => {}
-                }
-                pause = (pause * 2).min(Duration::from_secs(5));
+                tracing::warn!(consumer = %worker.durable, error = format!("{err:#}"), retry_in = ?backoff.peek(), "listener cannot consume; retrying");
+                backoff.wait_after_failure(&shutdown).await;
             }
         }
     }
@@ -272,7 +339,7 @@ impl<H: Handler> Worker<H> {
                 }
             }
             Err(HandleError::Poison(reason)) => self.dead_letter(&message, &delivery, "poison", &reason).await,
-            Err(err @ HandleError::Retry(_)) if delivery.attempt >= self.settings.max_gap_attempts => {
+            Err(err @ HandleError::OutOfOrder(_)) if delivery.attempt >= self.settings.max_gap_attempts => {
                 self.dead_letter(&message, &delivery, "attempts_exhausted", &err.to_string()).await;
             }
             Err(err @ HandleError::Transient(_)) if delivery.attempt >= self.settings.max_attempts => {

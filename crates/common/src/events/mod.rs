@@ -47,6 +47,9 @@ pub enum StreamName {
 }
 
 impl StreamName {
+    pub const ALL: [StreamName; 6] =
+        [Self::Tickets, Self::Orders, Self::Payments, Self::Expiration, Self::Users, Self::DeadLetter];
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Tickets => "TICKETS",
@@ -497,17 +500,15 @@ impl EventBus {
     /// subjects a service's NATS user may subscribe to; an operation the server refuses
     /// (`Permissions Violation`) is logged and counted ([`EventBus::permission_denied`]).
     pub async fn connect(settings: &NatsSettings, name: &str) -> anyhow::Result<Self> {
-        let deadline = tokio::time::Instant::now() + settings.startup_timeout;
-        let mut pause = Duration::from_millis(200);
         let permission_denied = Counter::default();
         let (servers, credentials) = parse_nats_url(settings.url.expose_secret())?;
-        loop {
+        let connect = || {
             let denied = permission_denied.clone();
             let mut options = async_nats::ConnectOptions::new();
             if let Some((user, password)) = &credentials {
                 options = options.user_and_password(user.clone(), password.clone());
             }
-            let options = options
+            options
                 .name(name)
                 .custom_inbox_prefix(format!("_INBOX_{name}"))
                 .max_reconnects(None)
@@ -515,23 +516,17 @@ impl EventBus {
                 .event_callback(move |event| {
                     let denied = denied.clone();
                     async move { on_event(&event, &denied) }
-                });
-            match options.connect(servers.clone()).await {
-                Ok(client) => {
-                    let mut bus = Self::new(client, settings.namespace.clone());
-                    bus.limits = settings.limits.clone();
-                    bus.permission_denied = permission_denied;
-                    bus.name = name.to_owned();
-                    return Ok(bus);
-                }
-                Err(err) if tokio::time::Instant::now() + pause < deadline => {
-                    tracing::warn!(error = %err, retry_in = ?pause, "NATS not reachable yet");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
-                }
-                Err(err) => return Err(anyhow::Error::new(err).context("NATS unreachable at start-up")),
-            }
-        }
+                })
+                .connect(servers.clone())
+        };
+        let client = crate::retry::until_timeout("NATS", settings.startup_timeout, connect)
+            .await
+            .map_err(|err| anyhow::Error::new(err).context("NATS unreachable at start-up"))?;
+        let mut bus = Self::new(client, settings.namespace.clone());
+        bus.limits = settings.limits.clone();
+        bus.permission_denied = permission_denied;
+        bus.name = name.to_owned();
+        Ok(bus)
     }
 
     pub fn new(client: async_nats::Client, namespace: Namespace) -> Self {

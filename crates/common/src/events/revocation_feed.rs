@@ -203,22 +203,20 @@ impl RevocationFeed {
     /// declares the consumer again after any interruption.
     pub async fn follow(mut self, shutdown: CancellationToken) {
         let mut prune = tokio::time::interval(Duration::from_secs(1));
-        let mut pause = Duration::from_millis(200);
+        let mut backoff = crate::retry::Backoff::reconnect();
         while !shutdown.is_cancelled() {
             let Some(mut messages) = self.messages.take() else {
                 self.following.store(false, Ordering::Relaxed);
-                tokio::select! {
-                    () = tokio::time::sleep(pause) => {}
-                    () = shutdown.cancelled() => break,
+                if !backoff.wait_after_failure(&shutdown).await {
+                    break;
                 }
                 match self.catch_up().await {
                     Ok(()) => {
                         self.following.store(true, Ordering::Relaxed);
-                        pause = Duration::from_millis(200);
+                        backoff.succeeded();
                     }
                     Err(err) => {
-                        tracing::warn!(error = format!("{err:#}"), retry_in = ?pause, "revocation feed is stale");
-                        pause = (pause * 2).min(Duration::from_secs(5));
+                        tracing::warn!(error = format!("{err:#}"), retry_in = ?backoff.peek(), "revocation feed is stale");
                     }
                 }
                 continue;

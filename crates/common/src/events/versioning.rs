@@ -58,8 +58,8 @@ impl ReplicaOutcome {
     pub fn into_result(self, what: &str) -> Result<(), HandleError> {
         match self {
             Self::Applied | Self::Stale => Ok(()),
-            Self::Gap => Err(HandleError::Retry(format!("{what}: an earlier version has not been applied yet"))),
-            Self::Missing => Err(HandleError::Retry(format!("{what}: the record has not been created yet"))),
+            Self::Gap => Err(HandleError::OutOfOrder(format!("{what}: an earlier version has not been applied yet"))),
+            Self::Missing => Err(HandleError::OutOfOrder(format!("{what}: the record has not been created yet"))),
         }
     }
 }
@@ -124,7 +124,7 @@ mod tests {
     fn a_gap_is_retried_and_stale_events_are_acked() {
         assert!(ReplicaOutcome::Applied.into_result("x").is_ok());
         assert!(ReplicaOutcome::Stale.into_result("x").is_ok());
-        assert!(matches!(ReplicaOutcome::Gap.into_result("x"), Err(HandleError::Retry(_))));
-        assert!(matches!(ReplicaOutcome::Missing.into_result("x"), Err(HandleError::Retry(_))));
+        assert!(matches!(ReplicaOutcome::Gap.into_result("x"), Err(HandleError::OutOfOrder(_))));
+        assert!(matches!(ReplicaOutcome::Missing.into_result("x"), Err(HandleError::OutOfOrder(_))));
     }
 }

@@ -19,7 +19,7 @@ async fn signup_from(app: &crate::helpers::TestApp, n: usize, forwarded_for: imp
 #[tokio::test]
 async fn sign_ups_are_limited_per_client() {
     let mut config = test_config(common::testing::fresh_mongo("auth"));
-    config.signup_attempts_per_minute = 2;
+    config.own.signup_attempts_per_minute = 2;
     let app = spawn_app_with(config).await;
 
     let first = signup_from(&app, 1, "203.0.113.1").await.status();
@@ -38,8 +38,8 @@ async fn sign_ups_are_limited_per_client() {
 #[tokio::test]
 async fn a_forwarded_address_from_an_untrusted_peer_is_ignored() {
     let mut config = test_config(common::testing::fresh_mongo("auth"));
-    config.signup_attempts_per_minute = 1;
-    config.trusted_proxies = common::ratelimit::TrustedProxies::parse("none").unwrap();
+    config.own.signup_attempts_per_minute = 1;
+    config.own.trusted_proxies = common::ratelimit::TrustedProxies::parse("none").unwrap();
     let app = spawn_app_with(config).await;
 
     let first = signup_from(&app, 1, "203.0.113.1").await.status();
@@ -52,7 +52,7 @@ async fn a_forwarded_address_from_an_untrusted_peer_is_ignored() {
 #[tokio::test]
 async fn failed_sign_ins_are_limited_per_account_from_any_client() {
     let mut config = test_config(common::testing::fresh_mongo("auth"));
-    config.signin_failures_per_account = 3;
+    config.own.signin_failures_per_account = 3;
     let app = spawn_app_with(config).await;
     app.signup("target@test.com", PASSWORD).await;
     let signin = |from: String, password: &'static str| {
@@ -77,7 +77,7 @@ async fn failed_sign_ins_are_limited_per_account_from_any_client() {
 #[tokio::test]
 async fn a_full_hashing_queue_answers_503_with_retry_after_at_once() {
     let mut config = test_config(common::testing::fresh_mongo("auth"));
-    config.hash_queue = 1;
+    config.own.hash_queue = 1;
     let app = spawn_app_with(config).await;
 
     let flood = futures::future::join_all((0..24).map(|n| signup_from(&app, n, format!("203.0.113.{n}")))).await;

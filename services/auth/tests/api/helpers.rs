@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use auth::Config;
 use auth::config::RefreshSettings;
-use auth::{Application, Config};
 use common::Sessions;
 use common::config::{HttpSettings, MongoSettings, SessionSettings};
 use common::shutdown::CancellationToken;
@@ -21,15 +21,7 @@ pub struct TestApp {
 }
 
 pub fn test_config(mongo: MongoSettings) -> Config {
-    Config {
-        http: HttpSettings {
-            port: 0,
-            host: "127.0.0.1".into(),
-            request_timeout: Duration::from_secs(10),
-            body_limit: 16 * 1024,
-        },
-        mongo,
-        nats: common::testing::as_service(&common::testing::fresh_nats(), "auth"),
+    let own = auth::Settings {
         session: SessionSettings { jwt_key: random_jwt_key(), jwt_ttl: Duration::from_secs(900), cookie_secure: false },
         refresh: RefreshSettings { ttl: Duration::from_secs(3600), reuse_grace: Duration::from_secs(10) },
         signin_attempts_per_minute: 1000,
@@ -37,7 +29,15 @@ pub fn test_config(mongo: MongoSettings) -> Config {
         signin_failures_per_account: 1000,
         hash_queue: 64,
         trusted_proxies: common::ratelimit::TrustedProxies::default(),
-    }
+    };
+    let mut config = common::testing::service_config("auth", mongo, &common::testing::fresh_nats(), own);
+    config.http = HttpSettings {
+        port: 0,
+        host: "127.0.0.1".into(),
+        request_timeout: Duration::from_secs(10),
+        body_limit: 16 * 1024,
+    };
+    config
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -45,7 +45,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(config: Config) -> TestApp {
-    let sessions = config.session.sessions();
+    let sessions = config.own.session.sessions();
     let bus = common::events::EventBus::connect(&common::testing::as_harness(&config.nats), "auth-test")
         .await
         .expect("a NATS connection");
@@ -53,7 +53,7 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
         .await
         .expect("a client for the test database")
         .database(&config.mongo.database);
-    let application = Application::build(config).await.expect("the application builds");
+    let application = auth::build(config).await.expect("the application builds");
     let address = format!("http://127.0.0.1:{}", application.port());
     let shutdown = CancellationToken::new();
     tokio::spawn(application.run_until_stopped(shutdown.clone()));

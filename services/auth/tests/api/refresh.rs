@@ -50,7 +50,7 @@ async fn a_refresh_rotates_both_cookies_and_the_new_session_works() {
 #[tokio::test]
 async fn a_rotated_token_presented_after_the_grace_period_revokes_its_whole_family() {
     let mut config = test_config(common::testing::fresh_mongo("auth"));
-    config.refresh.reuse_grace = Duration::from_millis(300);
+    config.own.refresh.reuse_grace = Duration::from_millis(300);
     let app = spawn_app_with(config).await;
     let mut browser = app.signed_up("stolen@test.com").await;
     let stolen = browser.refresh().to_owned();
@@ -91,7 +91,7 @@ async fn two_refreshes_at_once_within_the_grace_period_both_stay_signed_in() {
 #[tokio::test]
 async fn an_expired_refresh_token_is_refused() {
     let mut config = test_config(common::testing::fresh_mongo("auth"));
-    config.refresh.ttl = Duration::from_secs(1);
+    config.own.refresh.ttl = Duration::from_secs(1);
     let app = spawn_app_with(config).await;
     let browser = app.signed_up("expired@test.com").await;
 

@@ -172,7 +172,7 @@ async fn an_admins_token_says_so() {
 #[tokio::test]
 async fn revocations_are_forgotten_once_no_token_they_refuse_can_be_alive() {
     let mut config = test_config(common::testing::fresh_mongo("auth"));
-    config.session.jwt_ttl = Duration::from_secs(2);
+    config.own.session.jwt_ttl = Duration::from_secs(2);
     let app = spawn_app_with(config).await;
     let user = app.signed_up("short@test.com").await;
     app.post_with_cookie("/api/users/sessions/revoke", Some(user.session())).await;

@@ -45,7 +45,7 @@ async fn signin_validates_its_body() {
 #[tokio::test]
 async fn too_many_signins_from_one_client_are_refused_with_429_in_the_envelope() {
     let mut config = crate::helpers::test_config(common::testing::fresh_mongo("auth"));
-    config.signin_attempts_per_minute = 3;
+    config.own.signin_attempts_per_minute = 3;
     let app = crate::helpers::spawn_app_with(config).await;
     app.signup("test@test.com", PASSWORD).await;
 

@@ -30,11 +30,11 @@ async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
         Ok(element) => element,
         Err(err) => {
             let url = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
-            let heading = match c.find(Locator::Css("h1")).await {
-                Ok(h1) => h1.text().await.unwrap_or_default(),
+            let main = match c.find(Locator::Css("main")).await {
+                Ok(main) => main.text().await.unwrap_or_default(),
                 Err(_) => String::new(),
             };
-            panic!("no {css} on {url} (headed {heading:?}): {err}")
+            panic!("no {css} on {url}: {err}; the page says:\n{main}")
         }
     }
 }

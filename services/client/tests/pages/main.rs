@@ -313,7 +313,7 @@ async fn an_api_that_is_down_is_a_friendly_503_page_and_readyz_says_so() {
         "http://127.0.0.1:{}",
         std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     );
-    let client = client::Application::build(client::Config {
+    let client = client::build(client::Config {
         http: common::testing::test_http_settings(),
         api: client::config::ApiSettings { base_url: closed, host: None, timeout: Duration::from_secs(2) },
         stripe_publishable_key: None,

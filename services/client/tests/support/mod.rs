@@ -51,7 +51,7 @@ pub async fn platform_with(window: Duration, stripe_key: Option<&str>) -> Platfo
     drop(expiration); // it keeps running until `stop`, like the others
     let gateway_port = free_port();
     let url = format!("http://127.0.0.1:{gateway_port}");
-    let client = Box::pin(client::Application::build(client::Config {
+    let client = Box::pin(client::build(client::Config {
         http: test_http_settings(),
         api: client::config::ApiSettings { base_url: url.clone(), host: None, timeout: Duration::from_secs(5) },
         stripe_publishable_key: stripe_key.map(str::to_owned),

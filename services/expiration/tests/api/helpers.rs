@@ -9,8 +9,7 @@ use common::events::{
 };
 use common::money::Price;
 use common::shutdown::CancellationToken;
-use common::testing::{StoredMessage, fast_listener_settings, object_id_hex, publish_event, read_stream};
-use expiration::{Application, Config};
+use common::testing::{StoredMessage, object_id_hex, publish_event, read_stream, service_config};
 
 pub struct Worker {
     stop: common::testing::StopOnDrop,
@@ -27,13 +26,8 @@ impl Worker {
 }
 
 pub async fn start(mongo: &MongoSettings, nats: &NatsSettings) -> Worker {
-    let config = Config {
-        http: common::testing::test_http_settings(),
-        mongo: mongo.clone(),
-        nats: common::testing::as_service(nats, "expiration"),
-        listener: fast_listener_settings(),
-    };
-    let application = Application::build(config).await.expect("the worker builds");
+    let config = service_config("expiration", mongo.clone(), nats, ());
+    let application = expiration::build(config).await.expect("the worker builds");
     let stop = CancellationToken::new();
     let handle = tokio::spawn(application.run_until_stopped(stop.clone()));
     Worker { stop: common::testing::StopOnDrop(stop), handle: Some(handle) }

@@ -21,8 +21,8 @@ async fn start_neighbours(nats: &NatsSettings, session: &common::config::Session
 async fn an_unpaid_order_expires_and_its_ticket_is_released_in_tickets() {
     let nats = fresh_nats();
     let mut config = test_config(nats.clone());
-    config.expiration_window = Duration::from_secs(2);
-    let session = config.session.clone();
+    config.own.expiration_window = Duration::from_secs(2);
+    let session = config.own.session.clone();
     let orders = spawn(config).await;
     let (tickets, _neighbours) = start_neighbours(&nats, &session).await;
     let seller = session_cookie(&orders.sessions, &common::testing::object_id_hex());
@@ -63,8 +63,8 @@ async fn an_unpaid_order_expires_and_its_ticket_is_released_in_tickets() {
 async fn an_expiration_that_arrives_after_payment_changes_nothing() {
     let nats = fresh_nats();
     let mut config = test_config(nats.clone());
-    config.expiration_window = Duration::from_secs(2);
-    let session = config.session.clone();
+    config.own.expiration_window = Duration::from_secs(2);
+    let session = config.own.session.clone();
     let orders = spawn(config).await;
     let (tickets, _neighbours) = start_neighbours(&nats, &session).await;
     let seller = session_cookie(&orders.sessions, &common::testing::object_id_hex());

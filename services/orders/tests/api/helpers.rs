@@ -8,10 +8,10 @@ use common::events::{Event, EventBus, ExpirationComplete, NatsSettings, PaymentC
 use common::money::Price;
 use common::shutdown::CancellationToken;
 use common::testing::{
-    StopOnDrop, StoredMessage, TestHttp, eventually, fast_listener_settings, fresh_mongo, fresh_nats, object_id_hex,
-    publish_event, session_cookie, test_http_settings, test_session_settings, wait_for_messages,
+    StopOnDrop, StoredMessage, TestHttp, eventually, fresh_mongo, fresh_nats, object_id_hex, publish_event,
+    service_config, session_cookie, test_session_settings, wait_for_messages,
 };
-use orders::{Application, Config};
+use orders::Config;
 use serde_json::{Value, json};
 
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -25,15 +25,12 @@ pub struct TestApp {
 }
 
 pub fn test_config(nats: NatsSettings) -> Config {
-    Config {
-        http: test_http_settings(),
-        mongo: fresh_mongo("orders"),
-        nats: common::testing::as_service(&nats, "orders"),
+    let own = orders::Settings {
         session: test_session_settings(),
         expiration_window: Duration::from_secs(900),
         max_active_per_user: 5,
-        listener: fast_listener_settings(),
-    }
+    };
+    service_config("orders", fresh_mongo("orders"), &nats, own)
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -41,11 +38,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn(config: Config) -> TestApp {
-    let sessions = config.session.sessions();
+    let sessions = config.own.session.sessions();
     let bus =
         EventBus::connect(&common::testing::as_harness(&config.nats), "orders-test").await.expect("a NATS connection");
     let db = common::testing::test_database(&config.mongo.database).await;
-    let application = Application::build(config).await.expect("the application builds");
+    let application = orders::build(config).await.expect("the application builds");
     let http = TestHttp::new(application.port());
     let shutdown = CancellationToken::new();
     tokio::spawn(application.run_until_stopped(shutdown.clone()));

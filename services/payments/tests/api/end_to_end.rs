@@ -9,7 +9,7 @@ use crate::helpers::{WAIT, spawn, test_config};
 #[tokio::test]
 async fn paying_completes_the_order_and_the_ticket_stays_reserved_for_good() {
     let config = test_config(payments::config::ProviderSettings::Test);
-    let (nats, session) = (config.nats.clone(), config.session.clone());
+    let (nats, session) = (config.nats.clone(), config.own.session.clone());
     let payments = spawn(config).await;
     let stop = CancellationToken::new();
     let _stop = StopOnDrop(stop.clone());

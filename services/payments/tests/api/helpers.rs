@@ -10,11 +10,11 @@ use common::events::{
 use common::money::Price;
 use common::shutdown::CancellationToken;
 use common::testing::{
-    StopOnDrop, StoredMessage, TestHttp, eventually, fast_listener_settings, fresh_mongo, fresh_nats, object_id_hex,
-    publish_event, session_cookie, test_http_settings, test_session_settings, wait_for_messages,
+    StopOnDrop, StoredMessage, TestHttp, eventually, fresh_mongo, fresh_nats, object_id_hex, publish_event,
+    service_config, session_cookie, test_session_settings, wait_for_messages,
 };
+use payments::Config;
 use payments::config::ProviderSettings;
-use payments::{Application, Config};
 use serde_json::json;
 
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -29,19 +29,16 @@ pub struct TestApp {
 }
 
 pub fn test_config(provider: ProviderSettings) -> Config {
-    Config {
-        http: test_http_settings(),
-        mongo: fresh_mongo("payments"),
-        nats: common::testing::as_service(&fresh_nats(), "payments"),
+    let own = payments::Settings {
         session: test_session_settings(),
         provider,
-        listener: fast_listener_settings(),
         refunds: payments::refunds::RefundSettings {
             poll_interval: Duration::from_millis(100),
             first_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_millis(200),
         },
-    }
+    };
+    service_config("payments", fresh_mongo("payments"), &fresh_nats(), own)
 }
 
 /// With the built-in test provider.
@@ -57,12 +54,12 @@ pub async fn spawn_app_with_stripe(base_url: &str) -> TestApp {
 }
 
 pub async fn spawn(config: Config) -> TestApp {
-    let sessions = config.session.sessions();
+    let sessions = config.own.session.sessions();
     let bus = EventBus::connect(&common::testing::as_harness(&config.nats), "payments-test")
         .await
         .expect("a NATS connection");
     let db = common::testing::test_database(&config.mongo.database).await;
-    let application = Application::build(config).await.expect("the application builds");
+    let application = payments::build(config).await.expect("the application builds");
     let http = TestHttp::new(application.port());
     let shutdown = CancellationToken::new();
     tokio::spawn(application.run_until_stopped(shutdown.clone()));

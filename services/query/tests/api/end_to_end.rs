@@ -11,7 +11,7 @@ use crate::helpers::{WAIT, spawn_app};
 #[tokio::test]
 async fn query_answers_with_tickets_orders_and_payments_stopped() {
     let query = spawn_app().await;
-    let (nats, session) = (query.config.nats.clone(), query.config.session.clone());
+    let (nats, session) = (query.config.nats.clone(), query.config.own.session.clone());
     let owners = CancellationToken::new();
     let tickets = testkit::tickets(fresh_mongo("tickets"), &nats, &session, &owners).await;
     let orders = testkit::orders(fresh_mongo("orders"), &nats, &session, Duration::from_secs(900), &owners).await;

@@ -12,10 +12,10 @@ use common::events::{
 use common::money::Price;
 use common::shutdown::CancellationToken;
 use common::testing::{
-    StopOnDrop, TestHttp, eventually, fast_listener_settings, fresh_mongo, fresh_nats, object_id_hex, publish_event,
-    session_cookie, test_http_settings, test_session_settings,
+    StopOnDrop, TestHttp, eventually, fresh_mongo, fresh_nats, object_id_hex, publish_event, service_config,
+    session_cookie, test_session_settings,
 };
-use query::{Application, Config};
+use query::Config;
 use serde_json::Value;
 
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -29,14 +29,7 @@ pub struct TestApp {
 }
 
 pub fn test_config(mongo: MongoSettings, nats: NatsSettings) -> Config {
-    Config {
-        http: test_http_settings(),
-        mongo,
-        nats: common::testing::as_service(&nats, "query"),
-        session: test_session_settings(),
-        listener: fast_listener_settings(),
-        live_feed: true,
-    }
+    service_config("query", mongo, &nats, query::Settings { session: test_session_settings(), live_feed: true })
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -44,10 +37,10 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn(config: Config) -> TestApp {
-    let sessions = config.session.sessions();
+    let sessions = config.own.session.sessions();
     let bus =
         EventBus::connect(&common::testing::as_harness(&config.nats), "query-test").await.expect("a NATS connection");
-    let application = Application::build(config.clone()).await.expect("the application builds");
+    let application = query::build(config.clone()).await.expect("the application builds");
     let http = TestHttp::new(application.port());
     let shutdown = CancellationToken::new();
     tokio::spawn(application.run_until_stopped(shutdown.clone()));

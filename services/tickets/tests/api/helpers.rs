@@ -8,11 +8,11 @@ use common::events::{Event, EventBus, OrderCancelled, OrderCreated, OrderTicket,
 use common::money::Price;
 use common::shutdown::CancellationToken;
 use common::testing::{
-    StopOnDrop, StoredMessage, TcpProxy, fast_listener_settings, fresh_mongo, fresh_nats, object_id_hex,
-    session_cookie, wait_for_messages,
+    StopOnDrop, StoredMessage, TcpProxy, fresh_mongo, fresh_nats, object_id_hex, service_config, session_cookie,
+    wait_for_messages,
 };
 use serde_json::{Value, json};
-use tickets::{Application, Config};
+use tickets::Config;
 
 pub const WAIT: Duration = Duration::from_secs(15);
 
@@ -30,13 +30,7 @@ pub struct TestApp {
 }
 
 pub fn test_config() -> Config {
-    Config {
-        http: common::testing::test_http_settings(),
-        mongo: fresh_mongo("tickets"),
-        nats: common::testing::as_service(&fresh_nats(), "tickets"),
-        session: common::testing::test_session_settings(),
-        listener: fast_listener_settings(),
-    }
+    service_config("tickets", fresh_mongo("tickets"), &fresh_nats(), common::testing::test_session_settings())
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -56,11 +50,11 @@ pub async fn spawn_app_behind_nats_proxy_with(mut config: Config) -> TestApp {
 }
 
 pub async fn spawn(config: Config, nats_proxy: Option<TcpProxy>) -> TestApp {
-    let sessions = config.session.sessions();
+    let sessions = config.own.sessions();
     let direct = common::testing::as_harness(&config.nats);
     let bus = EventBus::connect(&direct, "tickets-test").await.expect("a NATS connection");
     let db = common::testing::test_database(&config.mongo.database).await;
-    let application = Application::build(config).await.expect("the application builds");
+    let application = tickets::build(config).await.expect("the application builds");
     let http = common::testing::TestHttp::new(application.port());
     let address = http.base.clone();
     let shutdown = CancellationToken::new();
