@@ -51,6 +51,20 @@ ensure_browser() {
     apt-get install -y -qq chromium chromium-driver >/dev/null || die "apt-get could not install chromium"
   fi
 }
+# promtool, for the alerting rules and the dashboard (infra/check): Debian's prometheus,
+# pinned; only promtool is used (the server it installs is stopped and disabled).
+PROMETHEUS_VERSION="2.42.0+ds-5+deb12u1"
+ensure_promtool() {
+  command -v promtool >/dev/null && return 0
+  if [ "$(id -u)" != 0 ]; then
+    die "promtool is needed: sudo apt-get update && sudo apt-get install -y prometheus=$PROMETHEUS_VERSION"
+  fi
+  log "installing Prometheus $PROMETHEUS_VERSION (Debian, one-time) for promtool"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null || die "apt-get update failed"
+  apt-get install -y -qq "prometheus=$PROMETHEUS_VERSION" >/dev/null || die "apt-get could not install prometheus"
+  if command -v systemctl >/dev/null; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
+}
 ensure_axe() {
   local dir="$DEV_DIR/node" want="axe-core@$AXE_CORE_VERSION"
   if [ "$(cat "$dir/.installed" 2>/dev/null)" != "$want" ]; then

@@ -1069,6 +1069,41 @@ def check_generated():
     return stale
 
 
+def monitoring_docs():
+    path = K8S / "components" / "monitoring"
+    return [d for f in ("podmonitor.yaml", "prometheusrule.yaml") for d in load_docs((path / f).read_text())]
+
+
+def check_monitoring(base, monitoring):
+    """The optional monitoring component (Prometheus Operator): its PodMonitor selects
+    every service's pods on a port they name, and labels each target with its service
+    (what the alerting rules and the dashboard group by); its PrometheusRule has rules."""
+    errors = []
+    templates = {
+        name_of(d): (d["spec"]["template"]["metadata"].get("labels", {}), d["spec"]["template"]["spec"]["containers"])
+        for d in base
+        if d.get("kind") == "Deployment"
+    }
+    services = {d["metadata"]["name"] for d in base if d.get("kind") == "Deployment"} - {"client"}
+    for monitor in (d for d in monitoring if d.get("kind") == "PodMonitor"):
+        selector = monitor["spec"].get("selector", {}).get("matchLabels", {})
+        selected = {name for name, (labels, _) in templates.items() if _matches(selector, labels)}
+        missing = sorted(s for s in services if f"Deployment/{s}" not in selected)
+        if missing:
+            errors.append(f"{name_of(monitor)}: scrapes none of {missing}")
+        for endpoint in monitor["spec"].get("podMetricsEndpoints", []):
+            for name in selected:
+                ports = {p.get("name") for c in templates[name][1] for p in c.get("ports", [])}
+                if endpoint.get("port") not in ports:
+                    errors.append(f"{name_of(monitor)}: {name} has no port named {endpoint.get('port')!r}")
+            if not any(r.get("targetLabel") == "service" for r in endpoint.get("relabelings", [])):
+                errors.append(f"{name_of(monitor)}: targets need a `service` label (the rules group by it)")
+    rules = [d for d in monitoring if d.get("kind") == "PrometheusRule"]
+    if not rules or not all(g.get("rules") for r in rules for g in r["spec"].get("groups", [])):
+        errors.append("the monitoring component needs a PrometheusRule with rules")
+    return errors
+
+
 def run_all():
     """Every check on the committed files; returns all errors."""
     errors = []
@@ -1089,6 +1124,7 @@ def run_all():
     raw_texts = [p.read_text() for p in sorted((K8S / "base").glob("*.yaml")) if p.name != "kustomization.yaml"]
     rendered = {overlay.name: render(overlay) for overlay in OVERLAYS}
     errors += check_schema(raw_texts + list(rendered.values()))
+    errors += [f"[monitoring] {e}" for e in check_monitoring(base, monitoring_docs())]
     for label, docs in [("base", base)] + [(name, load_docs(text)) for name, text in rendered.items()]:
         found = []
         found += check_known_kinds(docs)

@@ -28,6 +28,16 @@ class BrokenCopies(unittest.TestCase):
         self.docs = copy.deepcopy(checks.base_docs())
         self.skaffold = copy.deepcopy(checks.skaffold_config())
 
+    def test_a_pod_monitor_missing_a_service_or_its_label_fails(self):
+        monitoring = copy.deepcopy(checks.monitoring_docs())
+        monitor = next(d for d in monitoring if d["kind"] == "PodMonitor")
+        monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] = "orders"
+        monitor["spec"]["podMetricsEndpoints"][0]["relabelings"] = []
+        errors = checks.check_monitoring(self.docs, monitoring)
+        self.assertTrue(any("scrapes none of" in e and "tickets" in e for e in errors), errors)
+        self.assertTrue(any("`service` label" in e for e in errors), errors)
+        self.assertEqual(checks.check_monitoring(self.docs, checks.monitoring_docs()), [])
+
     def test_an_unknown_api_version_fails(self):
         find(self.docs, "Ingress", "ticketing")["apiVersion"] = "extensions/v1beta1"
         self.assertTrue(checks.check_known_kinds(self.docs))

@@ -800,6 +800,50 @@ def _blocks(node):
     return node
 
 
+def monitoring_files():
+    """The optional component for clusters running the Prometheus Operator: a PodMonitor
+    scraping every service's /metrics (with a `service` label, which the alerting rules
+    and the dashboard use) and the PrometheusRule of infra/observability/alerts.yaml."""
+    alerts = yaml.safe_load((K8S.parent / "observability" / "alerts.yaml").read_text())
+    podmonitor = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": {"name": "ticketing", "labels": {"app.kubernetes.io/part-of": PART_OF}},
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/component": "service"}},
+            "podMetricsEndpoints": [
+                {
+                    "port": "http",
+                    "path": "/metrics",
+                    "interval": "15s",
+                    "relabelings": [
+                        {
+                            "sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"],
+                            "targetLabel": "service",
+                        }
+                    ],
+                }
+            ],
+        },
+    }
+    rule = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": "ticketing", "labels": {"app.kubernetes.io/part-of": PART_OF}},
+        "spec": alerts,
+    }
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+        "kind": "Component",
+        "resources": ["podmonitor.yaml", "prometheusrule.yaml"],
+    }
+    return {
+        "kustomization.yaml": render_plain(kustomization),
+        "podmonitor.yaml": render([podmonitor]),
+        "prometheusrule.yaml": render([rule]),
+    }
+
+
 def render(docs):
     body = "\n".join("---\n" + yaml.dump(_blocks(doc), Dumper=Dumper, sort_keys=False, width=120) for doc in docs)
     return HEADER + body
@@ -830,6 +874,7 @@ def files():
     out["kustomization.yaml"] = render([kustomization])
     generated = {f"base/{name}": text for name, text in out.items()}
     generated |= {f"components/production/{name}": text for name, text in production_files().items()}
+    generated |= {f"components/monitoring/{name}": text for name, text in monitoring_files().items()}
     return generated
 
 

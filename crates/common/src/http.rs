@@ -102,6 +102,8 @@ impl Dependency {
 /// Everything the shared routes and middleware need from a service.
 #[derive(Clone, Debug)]
 pub struct Platform {
+    /// The service's name, on its request spans (and so on its log lines).
+    pub service: &'static str,
     pub settings: HttpSettings,
     pub metrics: Metrics,
     pub dependencies: Vec<Dependency>,
@@ -127,7 +129,7 @@ pub fn finish_router(api: impl Into<Api>, platform: &Platform) -> Router {
     let layer_state = LayerState { metrics: platform.metrics.clone(), errors: platform.errors };
     let stack = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(TraceLayer::new_for_http().make_span_with(make_span))
+        .layer(TraceLayer::new_for_http().make_span_with(RequestSpan(platform.service)))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(middleware::from_fn_with_state(layer_state, platform_layer))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, platform.settings.request_timeout))
@@ -146,10 +148,27 @@ struct LayerState {
     errors: ErrorStyle,
 }
 
-fn make_span(req: &Request) -> tracing::Span {
-    let path = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-    let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    tracing::info_span!("request", method = %req.method(), path, request_id)
+/// The `request` span of every request: its service, method, route and request id, and
+/// the trace it belongs to (the caller's `traceparent`, or a new trace).
+#[derive(Clone, Copy, Debug)]
+struct RequestSpan(&'static str);
+
+impl<B> tower_http::trace::MakeSpan<B> for RequestSpan {
+    fn make_span(&mut self, req: &axum::http::Request<B>) -> tracing::Span {
+        let path = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+        let request_id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let span = tracing::info_span!(
+            "request",
+            service = self.0,
+            method = %req.method(),
+            path,
+            request_id,
+            trace_id = tracing::field::Empty,
+        );
+        let traceparent = req.headers().get(crate::trace::TRACEPARENT).and_then(|v| v.to_str().ok());
+        crate::trace::continue_trace(&span, traceparent);
+        span
+    }
 }
 
 /// The fallback for unknown routes.
@@ -315,6 +334,7 @@ mod tests {
 
     fn app() -> Router {
         let platform = Platform {
+            service: "test",
             settings: HttpSettings {
                 port: 0,
                 host: "127.0.0.1".into(),
@@ -411,6 +431,7 @@ mod tests {
     #[tokio::test]
     async fn readyz_reports_ok_without_dependencies_and_metrics_count_requests() {
         let platform = Platform {
+            service: "test",
             settings: HttpSettings {
                 port: 0,
                 host: "127.0.0.1".into(),
@@ -433,6 +454,7 @@ mod tests {
     #[tokio::test]
     async fn a_thousand_random_methods_and_paths_add_no_metric_series() {
         let platform = Platform {
+            service: "test",
             settings: HttpSettings {
                 port: 0,
                 host: "127.0.0.1".into(),

@@ -38,6 +38,7 @@ pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod trace;
 
 pub use error::{ApiError, ErrorEnvelope, ErrorItem};
 pub use extract::ValidatedJson;

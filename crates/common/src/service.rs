@@ -296,7 +296,9 @@ impl Backbone {
             dependencies.push(crate::http::Dependency::Revocations(feed.health()));
         }
         let fill = crate::events::StreamFill::register(self.metrics.registry());
+        let outbox_metrics = outbox.map(|_| crate::events::outbox::OutboxMetrics::register(self.metrics.registry()));
         let platform = crate::http::Platform {
+            service: self.name,
             settings: http.clone(),
             metrics: self.metrics.build(),
             dependencies,
@@ -311,6 +313,9 @@ impl Backbone {
         service = service.with_task("stream-fill", move |token| fill.watch(bus, streams, token));
         let mut pruner = self.pruner;
         if let Some(outbox) = outbox {
+            let backlog = outbox_metrics.expect("registered with the outbox");
+            let watched = outbox.clone();
+            service = service.with_task("outbox-backlog", move |token| backlog.watch(watched, token));
             pruner.rule(self.db.collection(crate::events::outbox::OUTBOX_COLLECTION), "sentAt");
             let relay = outbox.relay(self.bus);
             service = service.with_task("outbox-relay", move |token| relay.run(token));

@@ -79,6 +79,10 @@ impl Api {
         if let Some(forwarded) = &caller.forwarded_for {
             request = request.header("x-forwarded-for", forwarded.as_str());
         }
+        // The page's request and the API calls it makes are one trace.
+        if let Some(traceparent) = common::trace::current_traceparent() {
+            request = request.header(common::trace::TRACEPARENT, traceparent);
+        }
         request
     }
 

@@ -125,6 +125,7 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
         Box::pin(async move { probe.answers().await })
     });
     let platform = Platform {
+        service: SERVICE,
         settings: config.http.clone(),
         metrics: Metrics::default(),
         dependencies: vec![Dependency::Custom { name: "api", check: api_answers }],

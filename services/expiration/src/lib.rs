@@ -34,9 +34,10 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// Connects to MongoDB and NATS (waiting for both), declares the stream and indexes: the
 /// worker, with its scheduler, relay and listeners ready to start.
 pub async fn build(config: Config) -> anyhow::Result<Service> {
-    let backbone = Backbone::connect(SERVICE, &config).await?;
+    let mut backbone = Backbone::connect(SERVICE, &config).await?;
     let schedules = Schedules::new(&backbone.db, Outbox::new(&backbone.db));
     schedules.ensure_indexes().await?;
+    schedules.register_metrics(backbone.metrics());
     let listeners = backbone
         .listeners()
         .listen(OrderCreatedHandler { schedules: schedules.clone() })

@@ -66,6 +66,8 @@ pub struct Schedules {
     schedules: Collection<Schedule>,
     outbox: Outbox,
     wake: Arc<Notify>,
+    /// `expirations_fired_total`.
+    fired: prometheus_client::metrics::counter::Counter,
 }
 
 impl Schedules {
@@ -75,7 +77,17 @@ impl Schedules {
             schedules: db.collection("schedules"),
             outbox,
             wake: Arc::new(Notify::new()),
+            fired: prometheus_client::metrics::counter::Counter::default(),
         }
+    }
+
+    /// Registers `expirations_fired_total`, the reservations that ran out.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "expirations_fired",
+            "Reservations that ran out (expiration.complete staged)",
+            self.fired.clone(),
+        );
     }
 
     pub fn outbox(&self) -> &Outbox {
@@ -140,6 +152,7 @@ impl Schedules {
             }
         }
         if fired > 0 {
+            self.fired.inc_by(fired as u64);
             self.outbox.notify();
         }
         Ok(fired)

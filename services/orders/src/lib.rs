@@ -37,6 +37,8 @@ pub struct Handles {
     pub expiration_window: Duration,
     /// Reservations (orders `created`) one buyer may hold at once.
     pub max_active_per_user: u64,
+    /// `orders_reserved_total`: tickets reserved.
+    pub reserved: prometheus_client::metrics::counter::Counter,
 }
 
 pub type AppState = common::AppState<Handles>;
@@ -54,10 +56,13 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
         .listen(ExpirationCompleteHandler { store: store.clone() })
         .listen(PaymentCreatedHandler { store: store.clone() })
         .listen(UserBannedHandler { store: store.clone() });
+    let reserved = prometheus_client::metrics::counter::Counter::default();
+    backbone.metrics().register("orders_reserved", "Tickets reserved (orders created)", reserved.clone());
     let handles = Handles {
         store: store.clone(),
         expiration_window: config.own.expiration_window,
         max_active_per_user: config.own.max_active_per_user,
+        reserved,
     };
     let state = AppState::new(handles, backbone.sessions(&config.own.session).await?);
     let api = Api::new(routes::routes(), state, SERVICE);

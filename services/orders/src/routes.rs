@@ -125,6 +125,7 @@ async fn create(
         Reservation::Taken => return Err(reserved()),
         Reservation::TooMany => return Err(ApiError::BadRequest("Too many active reservations".into())),
     };
+    state.reserved.inc();
     tracing::info!(order_id = %order.id, ticket_id = %ticket.id, "ticket reserved");
     Ok((StatusCode::CREATED, Json(OrderView::new(order, Some(ticket)))))
 }

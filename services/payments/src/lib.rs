@@ -40,6 +40,8 @@ pub struct Handles {
     pub provider: Provider,
     /// Wakes the refund task when a request records a charge that needs refunding.
     pub refunds: Arc<Notify>,
+    /// `payments_charges_total{outcome}`: charges by outcome.
+    pub charges: routes::ChargeMetrics,
 }
 
 pub type AppState = common::AppState<Handles>;
@@ -73,7 +75,8 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
         .listen(OrderCreatedHandler { store: store.clone() })
         .listen(OrderCancelledHandler { store: store.clone(), refunds: Arc::clone(&wake) })
         .listen(OrderCompletedHandler { store: store.clone() });
-    let handles = Handles { store: store.clone(), provider, refunds: wake };
+    let charges = routes::ChargeMetrics::register(backbone.metrics());
+    let handles = Handles { store: store.clone(), provider, refunds: wake, charges };
     let state = AppState::new(handles, backbone.sessions(&config.own.session).await?);
     let api = Api::new(routes::routes(), state, SERVICE);
     Ok(backbone

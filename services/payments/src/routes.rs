@@ -133,7 +133,13 @@ async fn pay(
             Claim::Paid | Claim::InProgress => return Err(already_paid()),
         }
     };
-    match state.provider.charge(&attempt.request()).await {
+    let charged = state.provider.charge(&attempt.request()).await;
+    state.charges.count(match &charged {
+        Ok(_) => "succeeded",
+        Err(err) if err.outcome_unknown() => "unknown",
+        Err(_) => "declined",
+    });
+    match charged {
         Ok(charge) => record(&state, &attempt, &order, &charge).await,
         Err(err) if err.outcome_unknown() => {
             // The money may be taken: keep the claim; the next attempt resolves it.
@@ -146,6 +152,30 @@ async fn pay(
             state.store.release(attempt.id).await?;
             Err(provider_error(&order_id, err))
         }
+    }
+}
+
+/// `payments_charges_total{outcome}`: charges asked of the provider, by outcome
+/// (`succeeded`, `declined`, `unknown`: no answer, resolved by the next attempt).
+#[derive(Clone, Debug, Default)]
+pub struct ChargeMetrics(
+    prometheus_client::metrics::family::Family<ChargeOutcome, prometheus_client::metrics::counter::Counter>,
+);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct ChargeOutcome {
+    outcome: &'static str,
+}
+
+impl ChargeMetrics {
+    pub fn register(registry: &mut prometheus_client::registry::Registry) -> Self {
+        let metrics = Self::default();
+        registry.register("payments_charges", "Charges asked of the payment provider, by outcome", metrics.0.clone());
+        metrics
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.0.get_or_create(&ChargeOutcome { outcome }).inc();
     }
 }
 

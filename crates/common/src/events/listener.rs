@@ -28,6 +28,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{Event, EventBus, MSG_ID_HEADER, StreamName};
 
@@ -120,16 +121,60 @@ struct ConsumerLabels {
     outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Consumer {
+    consumer: String,
+}
+
+type Gauge = prometheus_client::metrics::gauge::Gauge;
+type AgeHistograms = Family<
+    Consumer,
+    prometheus_client::metrics::histogram::Histogram,
+    fn() -> prometheus_client::metrics::histogram::Histogram,
+>;
+
+fn age_histogram() -> prometheus_client::metrics::histogram::Histogram {
+    // 1 ms .. ~9 min
+    prometheus_client::metrics::histogram::Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.001, 2.0, 20,
+    ))
+}
+
 /// Counters of the listener runtime, registered once per application.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct ListenerMetrics {
     handled: Family<ConsumerLabels, Counter>,
     dead_lettered: Family<ConsumerLabels, Counter>,
+    /// Messages of each durable consumer not yet acknowledged (pending plus in flight).
+    lag: Family<Consumer, Gauge>,
+    /// From the event's publication to its handling.
+    age: AgeHistograms,
+}
+
+impl Default for ListenerMetrics {
+    fn default() -> Self {
+        Self {
+            handled: Family::default(),
+            dead_lettered: Family::default(),
+            lag: Family::default(),
+            age: Family::new_with_constructor(age_histogram),
+        }
+    }
 }
 
 impl ListenerMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
+        registry.register(
+            "event_consumer_lag",
+            "Messages a durable consumer has not acknowledged yet (pending and in flight), every 15 s",
+            metrics.lag.clone(),
+        );
+        registry.register(
+            "event_age_seconds",
+            "Time from an event's publication to its handling, by consumer",
+            metrics.age.clone(),
+        );
         registry.register(
             "events_handled",
             "Event deliveries handled, by consumer and outcome (ack, retry, dead_letter)",
@@ -218,9 +263,37 @@ impl Listeners {
         self.subjects().map(|subject| (subject, durable_name(namespace, self.context.service, subject))).collect()
     }
 
-    /// The listeners as tasks, named by their subjects.
+    /// The listeners as tasks, named by their subjects, and the task that reports their
+    /// consumers' lag.
     pub(crate) fn into_tasks(self) -> impl Iterator<Item = (&'static str, ListenerTask)> {
-        self.listeners.into_iter().map(|(subject, task)| (subject.as_str(), task))
+        let durables = self.durables();
+        let context = self.context.clone();
+        let lag: ListenerTask = Box::new(move |token| Box::pin(watch_lag(context, durables, token)));
+        let watcher = (!self.listeners.is_empty()).then_some(("consumer-lag", lag));
+        self.listeners.into_iter().map(|(subject, task)| (subject.as_str(), task)).chain(watcher)
+    }
+}
+
+/// Every 15 s, each durable consumer's unacknowledged messages into
+/// `event_consumer_lag{consumer}` (a consumer not created yet is skipped).
+async fn watch_lag(context: ListenerContext, durables: Vec<(super::Subject, String)>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = shutdown.cancelled() => return,
+        }
+        for (subject, name) in &durables {
+            let Ok(Some(stream)) = context.bus.existing_stream(subject.stream()).await else { continue };
+            if let Ok(info) = stream.consumer_info(name).await {
+                let lag = info.num_pending.saturating_add(info.num_ack_pending as u64);
+                context
+                    .metrics
+                    .lag
+                    .get_or_create(&Consumer { consumer: name.clone() })
+                    .set(i64::try_from(lag).unwrap_or(i64::MAX));
+            }
+        }
     }
 }
 
@@ -308,9 +381,32 @@ impl<H: Handler> Worker<H> {
         if shutdown.is_cancelled() { Ok(()) } else { Err(anyhow::anyhow!("the message stream ended")) }
     }
 
+    /// Handles one message inside an `event` span that continues the trace the message
+    /// carries (its `traceparent` header), so what the handler logs and stages is part of
+    /// the trace of the request that caused the event.
     async fn process(&self, message: Message) {
+        let span = tracing::info_span!(
+            "event",
+            service = self.service,
+            consumer = %self.durable,
+            subject = H::Event::SUBJECT.as_str(),
+            trace_id = tracing::field::Empty,
+        );
+        let traceparent = message.headers.as_ref().and_then(|h| h.get(crate::trace::TRACEPARENT)).map(|v| v.as_str());
+        crate::trace::continue_trace(&span, traceparent);
+        self.handle_in_span(message).instrument(span).await;
+    }
+
+    async fn handle_in_span(&self, message: Message) {
         let (attempt, stream_sequence) = match message.info() {
-            Ok(info) => (info.delivered, info.stream_sequence),
+            Ok(info) => {
+                if info.delivered == 1 {
+                    let age = time::OffsetDateTime::now_utc() - info.published;
+                    let consumer = Consumer { consumer: self.durable.clone() };
+                    self.metrics.age.get_or_create(&consumer).observe(age.as_seconds_f64().max(0.0));
+                }
+                (info.delivered, info.stream_sequence)
+            }
             Err(_) => (1, 0),
         };
         let event_id = message.headers.as_ref().and_then(|h| h.get(MSG_ID_HEADER)).map(|v| v.as_str().to_owned());
@@ -331,6 +427,7 @@ impl<H: Handler> Worker<H> {
             Ok(Err(_elapsed)) => Err(HandleError::Transient(anyhow::anyhow!("handler timed out"))),
             Err(_panic) => Err(HandleError::Transient(anyhow::anyhow!("handler panicked"))),
         };
+        tracing::debug!(attempt, outcome = ?result.as_ref().map_err(ToString::to_string), "event handled");
         match result {
             Ok(()) => {
                 self.metrics.count(&self.durable, "ack");

@@ -665,6 +665,22 @@ impl EventBus {
         self.publish_with_headers(&self.namespace.subject(subject), headers, payload).await
     }
 
+    /// [`EventBus::publish_raw`] with the trace it belongs to (a `traceparent` header).
+    pub async fn publish_traced(
+        &self,
+        subject: &str,
+        event_id: &str,
+        traceparent: Option<&str>,
+        payload: impl Into<Bytes>,
+    ) -> anyhow::Result<bool> {
+        let mut headers = HeaderMap::new();
+        headers.insert(MSG_ID_HEADER, event_id);
+        if let Some(traceparent) = traceparent {
+            headers.insert(crate::trace::TRACEPARENT, traceparent);
+        }
+        self.publish_with_headers(&self.namespace.subject(subject), headers, payload.into()).await
+    }
+
     /// Publishes on an exact (already namespaced) subject and awaits the acknowledgement.
     pub async fn publish_with_headers(
         &self,

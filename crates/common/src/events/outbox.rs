@@ -47,6 +47,10 @@ pub struct OutboxRecord {
     pub created_at: bson::DateTime,
     #[serde(rename = "sentAt", default)]
     pub sent_at: Option<bson::DateTime>,
+    /// The trace of the span that staged it (W3C `traceparent`), published as a header
+    /// so the listeners continue that trace ([`crate::trace`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// A service's outbox. Cheap to clone.
@@ -79,6 +83,7 @@ impl Outbox {
             payload: serde_json::to_string(event).map_err(|e| mongodb::error::Error::custom(Arc::new(e)))?,
             created_at: bson::DateTime::now(),
             sent_at: None,
+            traceparent: crate::trace::current_traceparent(),
         };
         self.collection.insert_one(&record).session(session).await?;
         Ok(record.id)
@@ -184,7 +189,13 @@ impl Relay {
         let mut sent = Vec::with_capacity(records.len());
         let mut failure = None;
         for record in &records {
-            match self.bus.publish_raw(&record.subject, &record.id, record.payload.clone().into()).await {
+            let published = self.bus.publish_traced(
+                &record.subject,
+                &record.id,
+                record.traceparent.as_deref(),
+                record.payload.clone(),
+            );
+            match published.await {
                 Ok(duplicate) => {
                     if duplicate {
                         tracing::debug!(event_id = %record.id, "the stream already had this event");
@@ -204,5 +215,53 @@ impl Relay {
             Some(err) => Err(err.context(format!("published {} of {} pending events", sent.len(), records.len()))),
             None => Ok(sent.len()),
         }
+    }
+}
+
+/// The outbox's backlog for operators: `outbox_pending_events` (records not yet
+/// published) and `outbox_oldest_pending_age_seconds` (how long the oldest has waited;
+/// 0 when none), refreshed every 10 s. A backlog that grows, or an age past a minute,
+/// means the relay cannot publish (NATS down, a stream refusing events).
+#[derive(Clone, Debug, Default)]
+pub struct OutboxMetrics {
+    pending: prometheus_client::metrics::gauge::Gauge,
+    oldest_age: prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+impl OutboxMetrics {
+    pub fn register(registry: &mut prometheus_client::registry::Registry) -> Self {
+        let metrics = Self::default();
+        registry.register("outbox_pending_events", "Outbox records not yet published", metrics.pending.clone());
+        registry.register(
+            "outbox_oldest_pending_age_seconds",
+            "How long the oldest unpublished outbox record has waited (0 when none)",
+            metrics.oldest_age.clone(),
+        );
+        metrics
+    }
+
+    /// Refreshes the gauges from `outbox` every 10 s until `shutdown`.
+    pub async fn watch(self, outbox: Outbox, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            if let Err(err) = self.refresh(&outbox).await {
+                tracing::debug!(error = %err, "cannot read the outbox backlog");
+            }
+        }
+    }
+
+    async fn refresh(&self, outbox: &Outbox) -> mongodb::error::Result<()> {
+        let pending = outbox.collection.count_documents(doc! { "sentAt": null }).await?;
+        let oldest = outbox.collection.find_one(doc! { "sentAt": null }).sort(doc! { "_id": 1 }).await?;
+        let age = oldest.map_or(0.0, |record| {
+            (bson::DateTime::now().timestamp_millis() - record.created_at.timestamp_millis()).max(0) as f64 / 1000.0
+        });
+        self.pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
+        self.oldest_age.set(age);
+        Ok(())
     }
 }

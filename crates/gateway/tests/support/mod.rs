@@ -42,6 +42,8 @@ pub struct CourseClient {
     base: String,
     client: reqwest::Client,
     cookies: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
+    /// Sent with every request (e.g. a `traceparent`).
+    headers: Vec<(String, String)>,
 }
 
 impl CourseClient {
@@ -54,7 +56,13 @@ impl CourseClient {
     }
 
     pub fn new(base: String) -> Self {
-        Self { base, client: reqwest::Client::new(), cookies: std::sync::Mutex::default() }
+        Self { base, client: reqwest::Client::new(), cookies: std::sync::Mutex::default(), headers: Vec::new() }
+    }
+
+    /// This client, sending `name: value` with every request.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// The `Cookie` header this browser sends.
@@ -70,6 +78,9 @@ impl CourseClient {
             .header("Accept", "application/json, text/plain, */*");
         if let Some(body) = body {
             request = request.header("Content-Type", "application/json;charset=utf-8").body(body.to_owned());
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
         }
         let cookies: Vec<String> = self.cookies.lock().unwrap().iter().map(|(k, v)| format!("{k}={v}")).collect();
         if !cookies.is_empty() {
