@@ -19,6 +19,7 @@ use common::events::outbox::Outbox;
 use common::service::{Backbone, Service};
 
 use crate::listeners::{OrderCancelledHandler, OrderCompletedHandler, OrderCreatedHandler};
+pub use crate::schedule::Clock;
 use crate::schedule::Schedules;
 
 /// The name consumers and logs use for this service.
@@ -34,8 +35,13 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// Connects to MongoDB and NATS (waiting for both), declares the stream and indexes: the
 /// worker, with its scheduler, relay and listeners ready to start.
 pub async fn build(config: Config) -> anyhow::Result<Service> {
+    build_with_clock(config, Clock::system()).await
+}
+
+/// [`build`] with the scheduler reading `clock` (tests move a manual one).
+pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Service> {
     let mut backbone = Backbone::connect(SERVICE, &config).await?;
-    let schedules = Schedules::new(&backbone.db, Outbox::new(&backbone.db));
+    let schedules = Schedules::new(&backbone.db, Outbox::new(&backbone.db), clock);
     schedules.ensure_indexes().await?;
     schedules.register_metrics(backbone.metrics());
     let listeners = backbone

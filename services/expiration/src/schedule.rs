@@ -59,6 +59,64 @@ pub struct Schedule {
     pub state: State,
 }
 
+/// What time it is for the scheduler: the system's, or one that moves only when told
+/// ([`Clock::manual`]), with which tests pass a reservation's fifteen minutes at once.
+#[derive(Clone, Debug, Default)]
+pub struct Clock(Option<Arc<ManualTime>>);
+
+#[derive(Debug)]
+pub struct ManualTime {
+    millis: std::sync::atomic::AtomicI64,
+    moved: Notify,
+}
+
+impl Clock {
+    pub fn system() -> Self {
+        Self(None)
+    }
+
+    /// A clock standing at `start` until [`Clock::advance`] moves it.
+    pub fn manual(start: bson::DateTime) -> Self {
+        Self(Some(Arc::new(ManualTime {
+            millis: std::sync::atomic::AtomicI64::new(start.timestamp_millis()),
+            moved: Notify::new(),
+        })))
+    }
+
+    pub fn now(&self) -> bson::DateTime {
+        match &self.0 {
+            None => bson::DateTime::now(),
+            Some(manual) => bson::DateTime::from_millis(manual.millis.load(std::sync::atomic::Ordering::SeqCst)),
+        }
+    }
+
+    /// Moves a manual clock forward and wakes the schedulers reading it.
+    ///
+    /// # Panics
+    /// On the system clock, which nobody moves.
+    pub fn advance(&self, by: Duration) {
+        let manual = self.0.as_ref().expect("only a manual clock moves");
+        manual.millis.fetch_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX), std::sync::atomic::Ordering::SeqCst);
+        manual.moved.notify_waiters();
+    }
+
+    /// Wakes the schedulers reading a manual clock without moving it (a no-op on the
+    /// system clock): a test waiting for a round need not wait out a sleep.
+    pub fn nudge(&self) {
+        if let Some(manual) = &self.0 {
+            manual.moved.notify_waiters();
+        }
+    }
+
+    /// Resolves when a manual clock moves; never for the system clock.
+    async fn moved(&self) {
+        match &self.0 {
+            None => std::future::pending().await,
+            Some(manual) => manual.moved.notified().await,
+        }
+    }
+}
+
 /// The schedules and the worker's outbox. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Schedules {
@@ -66,18 +124,24 @@ pub struct Schedules {
     schedules: Collection<Schedule>,
     outbox: Outbox,
     wake: Arc<Notify>,
+    clock: Clock,
     /// `expirations_fired_total`.
     fired: prometheus_client::metrics::counter::Counter,
+    /// `expiration_scheduler_rounds_total`: the scheduler is alive (and tests know a
+    /// round has passed).
+    rounds: prometheus_client::metrics::counter::Counter,
 }
 
 impl Schedules {
-    pub fn new(db: &Database, outbox: Outbox) -> Self {
+    pub fn new(db: &Database, outbox: Outbox, clock: Clock) -> Self {
         Self {
             client: db.client().clone(),
             schedules: db.collection("schedules"),
             outbox,
             wake: Arc::new(Notify::new()),
+            clock,
             fired: prometheus_client::metrics::counter::Counter::default(),
+            rounds: prometheus_client::metrics::counter::Counter::default(),
         }
     }
 
@@ -87,6 +151,11 @@ impl Schedules {
             "expirations_fired",
             "Reservations that ran out (expiration.complete staged)",
             self.fired.clone(),
+        );
+        registry.register(
+            "expiration_scheduler_rounds",
+            "Rounds of the scheduler (each fires what is due, then sleeps)",
+            self.rounds.clone(),
         );
     }
 
@@ -194,14 +263,16 @@ impl Schedules {
         let mut backoff = common::retry::Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         while !shutdown.is_cancelled() {
             let round = async {
-                self.fire_due(bson::DateTime::now(), 256).await?;
+                self.fire_due(self.clock.now(), 256).await?;
                 self.next_due().await
             };
-            let sleep = match round.await {
+            let outcome = round.await;
+            self.rounds.inc();
+            let sleep = match outcome {
                 Ok(next) => {
                     backoff.succeeded();
                     let until_next = next.map_or(max_sleep, |at| {
-                        let millis = at.timestamp_millis() - bson::DateTime::now().timestamp_millis();
+                        let millis = at.timestamp_millis() - self.clock.now().timestamp_millis();
                         Duration::from_millis(u64::try_from(millis).unwrap_or(0))
                     });
                     until_next.min(max_sleep)
@@ -215,6 +286,7 @@ impl Schedules {
             tokio::select! {
                 () = tokio::time::sleep(sleep) => {}
                 () = self.wake.notified() => {}
+                () = self.clock.moved() => {}
                 () = shutdown.cancelled() => {}
             }
         }

@@ -9,9 +9,12 @@ use common::events::{
 };
 use common::money::Price;
 use common::shutdown::CancellationToken;
-use common::testing::{StoredMessage, object_id_hex, publish_event, read_stream, service_config};
+use common::testing::{StoredMessage, TestHttp, object_id_hex, publish_event, read_stream, service_config};
+use expiration::Clock;
 
 pub struct Worker {
+    pub clock: Clock,
+    http: TestHttp,
     stop: common::testing::StopOnDrop,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -23,14 +26,61 @@ impl Worker {
         let handle = self.handle.take().expect("started");
         handle.await.expect("the worker task").expect("a clean shutdown");
     }
+
+    /// `expiration_scheduler_rounds_total`.
+    async fn rounds(&self) -> u64 {
+        let metrics = self.http.metrics().await;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("expiration_scheduler_rounds_total ")?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no expiration_scheduler_rounds_total in:\n{metrics}"))
+    }
+
+    /// Waits until the scheduler has run a whole round that began after this call: it has
+    /// fired everything due by the clock's current time.
+    pub async fn next_round(&self) {
+        // The round in progress may have read the clock before the caller moved it; the
+        // one after it cannot have.
+        let target = self.rounds().await + 2;
+        let reached = common::testing::eventually(Duration::from_secs(10), || async {
+            self.clock.nudge();
+            (self.rounds().await >= target).then_some(())
+        })
+        .await;
+        assert!(reached.is_some(), "the scheduler never ran two more rounds");
+    }
+
+    /// Waits until the listener for `subject` has acknowledged `count` deliveries.
+    pub async fn handled(&self, subject: &str, count: u64) {
+        let consumer = format!("expiration-{}", subject.replace('.', "-"));
+        self.http.wait_for_outcome(&consumer, "ack", count).await;
+    }
+
+    /// Moves the worker's (manual) clock by `by` and waits for the round that sees it.
+    pub async fn pass(&self, by: Duration) {
+        self.clock.advance(by);
+        self.next_round().await;
+    }
 }
 
+/// A worker on the system clock.
 pub async fn start(mongo: &MongoSettings, nats: &NatsSettings) -> Worker {
+    start_with_clock(mongo, nats, Clock::system()).await
+}
+
+/// A worker whose scheduler reads `clock`: share one manual clock between replicas.
+pub async fn start_with_clock(mongo: &MongoSettings, nats: &NatsSettings, clock: Clock) -> Worker {
     let config = service_config("expiration", mongo.clone(), nats, ());
-    let application = expiration::build(config).await.expect("the worker builds");
+    let application = expiration::build_with_clock(config, clock.clone()).await.expect("the worker builds");
+    let http = TestHttp::new(application.port());
     let stop = CancellationToken::new();
     let handle = tokio::spawn(application.run_until_stopped(stop.clone()));
-    Worker { stop: common::testing::StopOnDrop(stop), handle: Some(handle) }
+    Worker { clock, http, stop: common::testing::StopOnDrop(stop), handle: Some(handle) }
+}
+
+/// A manual clock standing at the real time now, as the orders' `expiresAt` are.
+pub fn stopped_clock() -> Clock {
+    Clock::manual(bson::DateTime::now())
 }
 
 pub async fn bus(nats: &NatsSettings) -> EventBus {

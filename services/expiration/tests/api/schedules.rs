@@ -1,28 +1,30 @@
 use std::time::Duration;
 
+use common::events::ExpirationComplete;
 use common::testing::{fresh_mongo, fresh_nats, test_database};
 
 use crate::helpers::{
-    bus, cancel, complete, expirations, expirations_of, order_expiring_in, start, wait_for_expiration,
-    wait_for_schedule,
+    bus, cancel, complete, expirations, expirations_of, order_expiring_in, start, start_with_clock, stopped_clock,
+    wait_for_expiration, wait_for_schedule,
 };
+
+const RESERVATION: time::Duration = time::Duration::minutes(15);
 
 #[tokio::test]
 async fn an_order_expires_at_its_expires_at_and_not_before() {
     let (mongo, nats) = (fresh_mongo("expiration"), fresh_nats());
-    let _worker = start(&mongo, &nats).await;
+    let worker = start_with_clock(&mongo, &nats, stopped_clock()).await;
     let bus = bus(&nats).await;
-    let published = time::OffsetDateTime::now_utc();
-
-    let order = order_expiring_in(&bus, time::Duration::milliseconds(1500)).await;
-
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(expirations_of(&bus, &order).await, 0, "too early");
-    assert!(wait_for_expiration(&bus, &order, Duration::from_secs(10)).await);
-    let fired_after = time::OffsetDateTime::now_utc() - published;
-    assert!(fired_after >= time::Duration::milliseconds(1500), "fired after {fired_after}");
-    assert_eq!(expirations_of(&bus, &order).await, 1);
     let db = test_database(&mongo.database).await;
+    let order = order_expiring_in(&bus, RESERVATION).await;
+    wait_for_schedule(&db, &order, "pending").await;
+
+    worker.pass(Duration::from_secs(15 * 60 - 5)).await;
+    assert_eq!(expirations_of(&bus, &order).await, 0, "five seconds early");
+
+    worker.pass(Duration::from_secs(10)).await;
+    assert!(wait_for_expiration(&bus, &order, Duration::from_secs(5)).await);
+    assert_eq!(expirations_of(&bus, &order).await, 1);
     wait_for_schedule(&db, &order, "fired").await;
 }
 
@@ -40,11 +42,11 @@ async fn an_order_already_past_its_expiry_expires_at_once() {
 #[tokio::test]
 async fn a_cancelled_or_completed_order_never_expires() {
     let (mongo, nats) = (fresh_mongo("expiration"), fresh_nats());
-    let _worker = start(&mongo, &nats).await;
+    let worker = start_with_clock(&mongo, &nats, stopped_clock()).await;
     let bus = bus(&nats).await;
     let db = test_database(&mongo.database).await;
-    let cancelled = order_expiring_in(&bus, time::Duration::seconds(2)).await;
-    let completed = order_expiring_in(&bus, time::Duration::seconds(2)).await;
+    let cancelled = order_expiring_in(&bus, RESERVATION).await;
+    let completed = order_expiring_in(&bus, RESERVATION).await;
     wait_for_schedule(&db, &cancelled, "pending").await;
     wait_for_schedule(&db, &completed, "pending").await;
 
@@ -52,7 +54,7 @@ async fn a_cancelled_or_completed_order_never_expires() {
     complete(&bus, &completed).await;
     wait_for_schedule(&db, &cancelled, "skipped").await;
     wait_for_schedule(&db, &completed, "skipped").await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    worker.pass(Duration::from_secs(60 * 60)).await;
 
     assert!(expirations(&bus).await.is_empty());
 }
@@ -60,7 +62,7 @@ async fn a_cancelled_or_completed_order_never_expires() {
 #[tokio::test]
 async fn a_cancellation_that_overtakes_the_creation_still_prevents_the_expiration() {
     let (mongo, nats) = (fresh_mongo("expiration"), fresh_nats());
-    let _worker = start(&mongo, &nats).await;
+    let worker = start(&mongo, &nats).await;
     let bus = bus(&nats).await;
     let db = test_database(&mongo.database).await;
     let order = common::testing::object_id_hex();
@@ -80,7 +82,8 @@ async fn a_cancellation_that_overtakes_the_creation_still_prevents_the_expiratio
         },
     };
     common::testing::publish_event(&bus, &event).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    worker.handled("order.created", 1).await;
+    worker.next_round().await;
 
     assert_eq!(expirations_of(&bus, &order).await, 0);
     wait_for_schedule(&db, &order, "skipped").await;
@@ -91,39 +94,48 @@ async fn a_schedule_survives_a_restart_of_the_worker_and_fires_once() {
     let (mongo, nats) = (fresh_mongo("expiration"), fresh_nats());
     let bus = bus(&nats).await;
     let db = test_database(&mongo.database).await;
-    let first = start(&mongo, &nats).await;
-    let order = order_expiring_in(&bus, time::Duration::seconds(2)).await;
+    let clock = stopped_clock();
+    let first = start_with_clock(&mongo, &nats, clock.clone()).await;
+    let order = order_expiring_in(&bus, RESERVATION).await;
     wait_for_schedule(&db, &order, "pending").await;
 
     first.stop().await;
-    tokio::time::sleep(Duration::from_secs(2)).await; // it falls due while nobody runs
-    let _second = start(&mongo, &nats).await;
+    clock.advance(Duration::from_secs(16 * 60)); // it falls due while nobody runs
+    let second = start_with_clock(&mongo, &nats, clock).await;
 
     assert!(wait_for_expiration(&bus, &order, Duration::from_secs(10)).await);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    second.next_round().await;
     assert_eq!(expirations_of(&bus, &order).await, 1);
 }
 
 #[tokio::test]
 async fn two_replicas_fire_each_order_exactly_once() {
     let (mongo, nats) = (fresh_mongo("expiration"), fresh_nats());
-    let _a = start(&mongo, &nats).await;
-    let _b = start(&mongo, &nats).await;
+    let clock = stopped_clock();
+    let a = start_with_clock(&mongo, &nats, clock.clone()).await;
+    let b = start_with_clock(&mongo, &nats, clock.clone()).await;
     let bus = bus(&nats).await;
-
+    let db = test_database(&mongo.database).await;
     let mut orders = Vec::new();
     for _ in 0..20 {
-        orders.push(order_expiring_in(&bus, time::Duration::milliseconds(1200)).await);
+        orders.push(order_expiring_in(&bus, RESERVATION).await);
+    }
+    for order in &orders {
+        wait_for_schedule(&db, order, "pending").await;
     }
 
+    clock.advance(Duration::from_secs(16 * 60)); // both replicas wake at once
     let all = common::testing::eventually(Duration::from_secs(15), || async {
         (expirations(&bus).await.len() >= orders.len()).then_some(())
     })
     .await;
     assert!(all.is_some(), "every order expires");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    a.next_round().await;
+    b.next_round().await;
+    let fired = expirations(&bus).await;
     for order in &orders {
-        assert_eq!(expirations_of(&bus, order).await, 1, "order {order}");
+        let times = fired.iter().filter(|m| m.json::<ExpirationComplete>().order_id == *order).count();
+        assert_eq!(times, 1, "order {order}");
     }
 }
 
