@@ -8,25 +8,61 @@ DEV_DIR="$ROOT/.dev"
 VENV="$DEV_DIR/venv"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
-log() { printf '\033[1m[dev]\033[0m %s\n' "$*" >&2; }
+# How long the first builds take on a 2-core machine, said before they start: dev/up's
+# binaries, and dev/test's test binaries on top of them (measured from an empty target
+# directory, with other work on the machine: 4 m 47 s and 6 m 23 s; see README.md).
+FIRST_BUILD_MINUTES=5
+FIRST_TEST_BUILD_MINUTES=6
+
+# Colour only for a terminal, and never with NO_COLOR set (https://no-color.org).
+if [ -t 2 ] && [ -z "${NO_COLOR:-}" ]; then BOLD=$'\033[1m' RESET=$'\033[0m'; else BOLD='' RESET=''; fi
+log() { printf '%s[dev]%s %s\n' "$BOLD" "$RESET" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# Creates or updates .dev/venv when a requirements file changed: the dev servers
-# (dev/requirements.txt) and the manifest tools (dev/requirements-tools.txt).
-ensure_venv() {
-  local want stamp="$VENV/.requirements.sha256"
-  want="$(cat "$ROOT/dev/requirements.txt" "$ROOT/dev/requirements-tools.txt" | sha256sum | cut -d' ' -f1)"
+# usage_from_header FILE: prints the comment block at the top of a script (below its
+# shebang) without the leading '# ', i.e. its help.
+usage_from_header() {
+  sed -n '2,/^[^#]/{/^#/!q;s/^# \{0,1\}//;p}' "$1"
+}
+
+# _install_venv STAMP_NAME WHAT REQUIREMENTS...: creates or updates .dev/venv with the
+# pinned requirements files when they changed since the last install (their hash is
+# kept in .dev/venv/STAMP_NAME).
+_install_venv() {
+  local stamp="$VENV/$1" what="$2" want file
+  shift 2
+  want="$(cd "$ROOT" && cat "$@" | sha256sum | cut -d' ' -f1)"
   if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     return 0
   fi
   command -v python3 >/dev/null || die "python3 is required"
-  log "installing the dev servers into .dev/venv (pinned, one-time)"
+  log "installing $what into .dev/venv (pinned, one-time)"
   mkdir -p "$DEV_DIR"
   python3 -m venv "$VENV" || die "python3 -m venv failed; on Debian/Ubuntu: apt-get install python3-venv"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -r "$ROOT/dev/requirements.txt" -r "$ROOT/dev/requirements-tools.txt" \
-    || die "pip could not install dev/requirements*.txt"
+  local args=()
+  for file in "$@"; do args+=(-r "$ROOT/$file"); done
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${args[@]}" \
+    || die "pip could not install $*"
   echo "$want" >"$stamp"
+}
+
+# What running the platform needs: the dev servers and the process runner
+# (dev/requirements.txt). dev/up installs only these.
+ensure_servers() {
+  # A venv with everything (ensure_venv) has the servers too.
+  local all
+  all="$(cd "$ROOT" && cat dev/requirements.txt dev/requirements-tools.txt | sha256sum | cut -d' ' -f1)"
+  if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" = "$all" ]; then
+    return 0
+  fi
+  _install_venv .servers.sha256 "the dev servers" dev/requirements.txt
+}
+
+# Everything the tests and checks use: the dev servers and the test tools
+# (dev/requirements-tools.txt: manifest checks, schemathesis, the NATS client of the
+# permission tests). dev/test, infra/check and faults/ install these.
+ensure_venv() {
+  _install_venv .requirements.sha256 "the dev servers and test tools" dev/requirements.txt dev/requirements-tools.txt
 }
 
 # The browser tests' tools: Debian's Chromium and ChromeDriver (one version, pinned) and
