@@ -13,11 +13,25 @@
 //! - `duplicate NATS_URL N`: publishes the last N stored messages of every stream again with
 //!   new message ids, so the broker cannot drop them: duplicate deliveries for the fault run.
 //! - `bans`, `revocations`, `seed-refresh`: sessions that can be ended (see [`sessions`]).
+//! - `flash-sale CONFIG_JSON`: many buyers, few tickets, everyone at once (see [`flash`]).
+//! - `feed-latency CONFIG_JSON`: the live feed's delivery time and memory per open stream
+//!   (see [`feed`]).
+//! - `flood CONFIG_JSON`: a sign-up flood and what legitimate users see meanwhile (see
+//!   [`flood`]).
+//! - `charts RESULTS_JSON OUT_DIR`: the PNG charts of BENCHMARKS.md (see [`charts`]).
+//!
+//! A CONFIG_JSON argument is the JSON text itself, or `@path` of a file holding it.
+//! Progress of the long ones goes to stderr (a bar on a terminal, plain lines otherwise).
 
 // The tool's output is one JSON object on stdout, read by bench/run.
 #![allow(clippy::print_stdout)]
 
+mod charts;
+mod feed;
+mod flash;
+mod flood;
 mod sessions;
+mod sse;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -32,6 +46,18 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
+}
+
+/// The percentiles the latency charts plot.
+pub(crate) const CHART_PERCENTILES: [f64; 10] = [10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99, 100.0];
+
+/// `[[percentile, ms], ...]` of the latencies at [`CHART_PERCENTILES`], for the charts.
+pub(crate) fn percentiles(mut latencies_ms: Vec<f64>) -> serde_json::Value {
+    latencies_ms.sort_by(f64::total_cmp);
+    if latencies_ms.is_empty() {
+        return json!([]);
+    }
+    json!(CHART_PERCENTILES.iter().map(|p| json!([p, percentile(&latencies_ms, *p)])).collect::<Vec<_>>())
 }
 
 pub(crate) fn summary(mut latencies_ms: Vec<f64>) -> serde_json::Value {
@@ -305,6 +331,7 @@ async fn rebuild(nats_url: &str, mongo_base: &str, events: usize) -> anyhow::Res
     let stop = common::shutdown::CancellationToken::new();
     let task = tokio::spawn(application.run_until_stopped(stop.clone()));
     let expected = per_kind as u64;
+    let progress = progress::Progress::new("query rebuild", "events", (per_kind * 4) as u64);
     // Done when every consumer has nothing pending and the model holds every ticket
     // (updated and reserved) and payment; the database is only counted once the consumers
     // are idle, so the watching does not load the server under test.
@@ -315,7 +342,10 @@ async fn rebuild(nats_url: &str, mongo_base: &str, events: usize) -> anyhow::Res
         tokio::time::sleep(Duration::from_millis(250)).await;
         match query::backlog(&bus, &durables).await {
             Ok(0) => {}
-            Ok(_) => continue,
+            Ok(backlog) => {
+                progress.set(((per_kind * 4) as u64).saturating_sub(backlog));
+                continue;
+            }
             Err(err) => {
                 eprintln!("cannot read the consumers' backlog yet: {err:#}");
                 continue;
@@ -331,6 +361,8 @@ async fn rebuild(nats_url: &str, mongo_base: &str, events: usize) -> anyhow::Res
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    progress.set((per_kind * 4) as u64);
+    progress.finish("the read model holds every event");
     stop.cancel();
     task.await??;
     db.drop().await?;
@@ -376,6 +408,15 @@ pub(crate) fn msg_id_header(id: &str) -> async_nats::HeaderMap {
     headers
 }
 
+/// A JSON configuration given inline or as `@path`.
+fn config<T: serde::de::DeserializeOwned>(arg: &str) -> anyhow::Result<T> {
+    let text = match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)?,
+        None => arg.to_owned(),
+    };
+    Ok(serde_json::from_str(&text)?)
+}
+
 fn secrecy_string(s: String) -> secrecy::SecretString {
     secrecy::SecretString::from(s)
 }
@@ -394,6 +435,12 @@ async fn main() -> anyhow::Result<()> {
         Some("bans") => sessions::bans(&arg(1)?, &arg(2)?, arg(3)?.parse()?, &args[4..]).await,
         Some("revocations") => sessions::revocations(&arg(1)?, &arg(2)?, arg(3)?.parse()?).await,
         Some("seed-refresh") => sessions::seed_refresh(&arg(1)?, &arg(2)?, arg(3)?.parse()?, &arg(4)?).await,
-        _ => anyhow::bail!("usage: bench-tool hello|mongo|propagation|rebuild ... (see the crate docs)"),
+        Some("flash-sale") => flash::run(config(&arg(1)?)?).await,
+        Some("feed-latency") => feed::run(config(&arg(1)?)?).await,
+        Some("flood") => flood::run(config(&arg(1)?)?).await,
+        Some("charts") => charts::draw(std::path::Path::new(&arg(1)?), std::path::Path::new(&arg(2)?)),
+        _ => anyhow::bail!(
+            "usage: bench-tool hello|mongo|propagation|rebuild|flash-sale|feed-latency|flood|charts ... (see the crate docs)"
+        ),
     }
 }
