@@ -101,6 +101,27 @@ if ceiling:
     lines.append(f"| driver: the flash sale's reservations (a find, then the reservation's transaction), 64 at a time | "
                  f"{fmt(ceiling['reservations_per_second'], 0)} | {fmt(ceiling['p50_ms'], 2)} | {fmt(ceiling['p99_ms'], 2)} |")
 
+# --- what tracing costs ---
+tracing = s.get("tracing")
+if tracing:
+    lines += [
+        "",
+        "## What tracing costs",
+        "",
+        "The same endpoints with tracing off (`OTEL_SDK_DISABLED=true`: no request or event spans, no trace ids), "
+        "on without an exporter (the default: spans and `trace_id` on every log line, nothing sent), and exporting "
+        "every span over OTLP/HTTP to a local receiver (`OTEL_EXPORTER_OTLP_ENDPOINT`; the bench tool's, which "
+        "drops what it gets). One mode after the other on the same fresh servers, `RUST_LOG=warn` throughout.",
+        "",
+        "| endpoint | off: req/s (p99 ms) | on: req/s (p99 ms) | exporting: req/s (p99 ms) | on / off | exporting / off |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for key, label in [("currentuser", "GET /api/users/currentuser"), ("create_ticket", "POST /api/tickets")]:
+        cell = lambda mode: f"{fmt(get(tracing, mode, key, 'rps'), 0)} ({fmt(get(tracing, mode, key, 'p99_ms'), 2)})"  # noqa: E731
+        off = get(tracing, "off", key, "rps")
+        share = lambda mode: pct(get(tracing, mode, key, "rps") / off) if off else "–"  # noqa: E731
+        lines.append(f"| {label} | {cell('off')} | {cell('on')} | {cell('exporting')} | {share('on')} | {share('exporting')} |")
+
 # --- the flash sale ---
 sales = [(k, v) for k, v in [("buyers polling the listing", s.get("flash_sale")),
                              ("buyers following the live feed", s.get("flash_sale_feed"))] if v]

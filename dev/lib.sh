@@ -87,15 +87,16 @@ ensure_browser() {
     apt-get install -y -qq chromium chromium-driver >/dev/null || die "apt-get could not install chromium"
   fi
 }
-# promtool, for the alerting rules and the dashboard (infra/check): Debian's prometheus,
-# pinned; only promtool is used (the server it installs is stopped and disabled).
+# Prometheus, Debian's package, pinned: promtool for the alerting rules and the dashboard
+# (infra/check), the server for `dev/up --observe` and `bench/run --observe` (the system
+# service the package installs is stopped and disabled; ours run on free ports).
 PROMETHEUS_VERSION="2.42.0+ds-5+deb12u1"
-ensure_promtool() {
-  command -v promtool >/dev/null && return 0
+ensure_prometheus() {
+  command -v promtool >/dev/null && command -v prometheus >/dev/null && return 0
   if [ "$(id -u)" != 0 ]; then
-    die "promtool is needed: sudo apt-get update && sudo apt-get install -y prometheus=$PROMETHEUS_VERSION"
+    die "Prometheus is needed: sudo apt-get update && sudo apt-get install -y prometheus=$PROMETHEUS_VERSION"
   fi
-  log "installing Prometheus $PROMETHEUS_VERSION (Debian, one-time) for promtool"
+  log "installing Prometheus $PROMETHEUS_VERSION (Debian, one-time)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null || die "apt-get update failed"
   apt-get install -y -qq "prometheus=$PROMETHEUS_VERSION" >/dev/null || die "apt-get could not install prometheus"

@@ -6,6 +6,7 @@ runner stops the whole platform when any of its processes exits.
 usage: wait_ready.py PUBLIC_URL NAME=READYZ_URL...
 """
 
+import os
 import signal
 import sys
 import time
@@ -32,6 +33,9 @@ def main() -> int:
     print(f"all {len(checks)} services ready in {time.monotonic() - started:.1f}s", flush=True)
     print(f"platform ready at {public_url}  (open it in a browser; the API is under /api; Ctrl-C stops everything)",
           flush=True)
+    if os.environ.get("PROMETHEUS_URL"):
+        print(f"Prometheus at {os.environ['PROMETHEUS_URL']}/graph  (every service scraped every 5 s; alerts: /alerts)",
+              flush=True)
     while True:
         time.sleep(3600)
 

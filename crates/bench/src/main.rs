@@ -71,7 +71,10 @@ pub(crate) fn summary(mut latencies_ms: Vec<f64>) -> serde_json::Value {
 }
 
 async fn hello(port: u16) -> anyhow::Result<()> {
-    let app = axum::Router::new().route("/hello", axum::routing::get(|| async { "hello" }));
+    // `/v1/traces` takes OTLP exports and drops them: the receiver of the tracing scenario.
+    let app = axum::Router::new()
+        .route("/hello", axum::routing::get(|| async { "hello" }))
+        .route("/v1/traces", axum::routing::post(|_: axum::body::Bytes| async { axum::Json(serde_json::json!({})) }));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     axum::serve(listener, app)
         .with_graceful_shutdown(async { common::shutdown::on_signals().cancelled().await })

@@ -9,7 +9,8 @@
 //! Traces ([`crate::trace`]): with `OTEL_EXPORTER_OTLP_ENDPOINT` set (an OTLP/HTTP
 //! receiver, e.g. `http://otel-collector:4318`), spans are exported in batches as
 //! OTLP/JSON under `OTEL_SERVICE_NAME` (default: the binary's name). Without it no span is
-//! exported and no exporter runs.
+//! exported and no exporter runs. `OTEL_SDK_DISABLED=true` turns tracing off altogether
+//! (no trace ids, no spans but those `RUST_LOG` enables): bench/run measures its cost so.
 //!
 //! Metrics: one Prometheus registry per application (so tests running several apps in
 //! one process see only their own numbers), rendered by `GET /metrics`.
@@ -66,14 +67,17 @@ where
             return Err(ConfigError::Invalid { name: "LOG_FORMAT", reason: format!("{other:?} is not json or text") });
         }
     };
+    // `OTEL_SDK_DISABLED=true` (the OpenTelemetry variable): no trace at all, only what
+    // `RUST_LOG` asks for. It exists to measure what tracing costs (bench/run).
+    let tracing_on = !env.bool_or("OTEL_SDK_DISABLED", false)?;
     let exporter = match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-        Some(endpoint) => Some(tracer_provider(endpoint, &service)?),
-        None => None,
+        Some(endpoint) if tracing_on => Some(tracer_provider(endpoint, &service)?),
+        _ => None,
     };
     // The request and event spans carry the trace whatever the log level: they are
     // always on (for the trace fields, the exporter, and as the span of any line logged
     // inside them); `RUST_LOG` decides which log lines are written.
-    let trace_spans = filter_fn(|meta| meta.is_span() && meta.target().starts_with("common::"));
+    let trace_spans = filter_fn(move |meta| tracing_on && meta.is_span() && meta.target().starts_with("common::"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer).with_target(true);
     let fmt = if json { fmt.event_format(JsonLines).boxed() } else { fmt.boxed() };
     let otel = exporter.as_ref().map(|provider| {
