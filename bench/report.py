@@ -141,7 +141,8 @@ if sales:
         "reservation's 201 until the read model says the ticket is reserved (a change stream on query's "
         "`tickets`), and how often a buyer was shown \"available\" for a ticket already reserved. The audit "
         "(`crates/ops`) runs once the platform is quiet, with a check that every accepted order reached "
-        "payments and query.",
+        "payments and query."
+        + (" Prometheus scraped the first sale's services once a second (`--observe`)." if first.get("observed") else ""),
         "",
         "| | " + " | ".join(name for name, _ in sales) + " |",
         "|---|" + "---:|" * len(sales),
