@@ -46,8 +46,9 @@ lines = [
     f"Date: {r['date']}.",
     "",
     f"Machine: {machine['cores']} cores ({machine['cpu']}), {machine['memory_gb']} GiB, Linux {machine['kernel']}, "
-    "**shared with another engineer's builds while it ran**. "
-    f"{machine['shared']}: every figure is a lower bound of what the services do on their own cores, and absolute "
+    + (f"**other work was running** (load average {machine['load_at_start']} when the run began). "
+       if (machine.get("load_at_start") or 0) >= 0.5 else "idle when the run began. ")
+    + f"{machine['shared']}: every figure is a lower bound of what the services do on their own cores, and absolute "
     "figures move from run to run; compare the ratios, which are measured against ceilings of the same run. "
     "Loopback only. Release builds. The MongoDB-wire server is SecantusDB (a Python implementation of the "
     "protocol), which bounds every storage figure; that is why each endpoint is compared with the driver doing the "
