@@ -643,7 +643,7 @@ def nats_statefulset_spec(prod):
         "volumeClaimTemplates": [
             {
                 "metadata": {"name": "data"},
-                # The three history streams reserve 512 MiB each (STREAM_HISTORY_MAX_BYTES);
+                # The five history streams reserve 512 MiB each (STREAM_HISTORY_MAX_BYTES);
                 # with every stream on three nodes, each node holds a full copy.
                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}},
             }

@@ -542,13 +542,13 @@ pub fn redact_url(url: &str) -> String {
 /// How big the streams may grow (see [`EventBus::stream_config`]).
 #[derive(Debug, Clone)]
 pub struct StreamLimits {
-    /// The history streams (`TICKETS`, `ORDERS`, `PAYMENTS`), which `query rebuild`
-    /// replays from the start: kept whole up to this size, then new events are refused
-    /// (the outboxes hold them) rather than old ones dropped
+    /// The history streams (`TICKETS`, `ORDERS`, `PAYMENTS`, `POSTS`, `COMMENTS`), which
+    /// `query rebuild` replays from the start: kept whole up to this size, then new events
+    /// are refused (the outboxes hold them) rather than old ones dropped
     /// (`STREAM_HISTORY_MAX_BYTES`, default 512 MiB, about two million events each). The
-    /// server reserves this much per stream: the three must fit its storage.
+    /// server reserves this much per stream: the five must fit its storage.
     pub history_max_bytes: i64,
-    /// The other streams (`EXPIRATION`, `USERS`, `DEADLETTER`) keep this long
+    /// The other streams (`EXPIRATION`, `USERS`, `MODERATION`, `DEADLETTER`) keep this long
     /// (`STREAM_MAX_AGE_SECONDS`, default 30 days): nobody replays them from the start.
     pub max_age: Duration,
     /// How many servers of the cluster keep a copy of each stream the service owns
