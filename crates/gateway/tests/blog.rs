@@ -1,5 +1,6 @@
 //! The blog end to end, through the gateway and the real Ingress table: auth, posts,
-//! comments, moderation and query on one NATS namespace, called as a browser would.
+//! comments, moderation and query on one NATS namespace, called as a browser would; and
+//! the services together while moderation stops and starts again.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -90,4 +91,93 @@ async fn a_post_with_an_approved_and_a_rejected_comment_shows_in_the_joined_view
     for started in [&posts, &comments, &moderation, &query] {
         assert_eq!(started.http.nats_permission_denials().await, 0, "{}", started.http.base);
     }
+}
+
+#[tokio::test]
+async fn comments_made_while_moderation_is_stopped_are_each_moderated_exactly_once_after_it_starts() {
+    use common::events::{CommentModerated, CommentUpdated, EventBus, StreamName};
+    use common::testing::{object_id_hex, read_stream, session_cookie};
+
+    let stop = CancellationToken::new();
+    let _stop_services = StopOnDrop(stop.clone());
+    let (nats, session) = (fresh_nats(), test_session_settings());
+    let posts = testkit::posts(fresh_mongo("posts"), &nats, &session, &stop).await;
+    let comments = testkit::comments(fresh_mongo("comments"), &nats, &session, &stop).await;
+    let query = testkit::query(fresh_mongo("query"), &nats, &session, &stop).await;
+    let moderation_db = fresh_mongo("moderation");
+    let first_run = CancellationToken::new();
+    let moderation = testkit::moderation(moderation_db.clone(), &nats, &first_run).await;
+    let bus = EventBus::connect(&nats, "blog-test").await.expect("a NATS connection");
+    let cookie = session_cookie(&session.sessions(), &object_id_hex());
+    let created = posts.http.post("/api/posts", Some(&cookie), &serde_json::json!({"title": "t"})).await;
+    assert_eq!(created.status(), 201);
+    let post_id = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/posts/{post_id}/comments");
+    let comment = |content: String| {
+        let (comments, path, cookie) = (&comments, &path, &cookie);
+        async move {
+            eventually(WAIT, || async {
+                let response = comments.http.post(path, Some(cookie), &serde_json::json!({"content": content})).await;
+                (response.status() == 201).then_some(())
+            })
+            .await
+            .expect("a comment is accepted");
+        }
+    };
+    let moderated = || async {
+        let mut ids: Vec<String> = read_stream(&bus, StreamName::Moderation, "comment.moderated")
+            .await
+            .iter()
+            .map(|m| m.json::<CommentModerated>().id)
+            .collect();
+        ids.sort();
+        ids
+    };
+
+    // Moderation runs for the first five comments, then stops.
+    for n in 0..5 {
+        comment(format!("early {n}")).await;
+    }
+    assert!(eventually(WAIT, || async { (moderated().await.len() == 5).then_some(()) }).await.is_some());
+    first_run.cancel();
+    moderation.task.await.expect("the moderation task").expect("a clean stop");
+
+    // Twenty more arrive while it is stopped: they stay pending.
+    for n in 0..20 {
+        comment(if n % 4 == 0 { format!("orange {n}") } else { format!("late {n}") }).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(moderated().await.len(), 5, "nothing decided while moderation is stopped");
+    let pending = comments.http.get(&path, None).await.json::<Vec<Value>>().await.unwrap();
+    assert_eq!(pending.iter().filter(|c| c["status"] == "pending").count(), 20);
+
+    // Started again (two replicas at once, on the same database): every comment decided once.
+    let _a = testkit::moderation(moderation_db.clone(), &nats, &stop).await;
+    let _b = testkit::moderation(moderation_db, &nats, &stop).await;
+    let view = eventually(WAIT, || async {
+        let view: Vec<Value> = query.http.get("/api/query/posts", None).await.json().await.ok()?;
+        let all = view.first()?["comments"].as_array()?.clone();
+        (all.len() == 25 && all.iter().all(|c| c["version"] == 1)).then_some(all)
+    })
+    .await
+    .expect("all 25 comments moderated in the joined view");
+    let rejected: Vec<&str> =
+        view.iter().filter(|c| c["status"] == "rejected").map(|c| c["content"].as_str().unwrap()).collect();
+    assert_eq!(rejected, ["orange 0", "orange 4", "orange 8", "orange 12", "orange 16"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let decisions = moderated().await;
+    let mut unique = decisions.clone();
+    unique.dedup();
+    assert_eq!((decisions.len(), unique.len()), (25, 25), "one comment.moderated per comment");
+    let mut updated: Vec<String> = read_stream(&bus, StreamName::Comments, "comment.updated")
+        .await
+        .iter()
+        .map(|m| m.json::<CommentUpdated>().id)
+        .collect();
+    updated.sort();
+    updated.dedup();
+    assert_eq!(updated.len(), 25, "one comment.updated per comment");
+    assert_eq!(read_stream(&bus, StreamName::Comments, "comment.updated").await.len(), 25);
+    let owned = comments.http.get(&path, None).await.json::<Vec<Value>>().await.unwrap();
+    assert!(owned.iter().all(|c| c["version"] == 1 && c["status"] != "pending"), "{owned:?}");
 }
