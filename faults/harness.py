@@ -30,7 +30,7 @@ import nats_auth  # noqa: E402  (the NATS users, as in production)
 VENV = ROOT / ".dev" / "venv"
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 BIN = TARGET / "debug"
-SERVICES = ["auth", "tickets", "orders", "expiration", "payments", "query"]
+SERVICES = ["auth", "tickets", "orders", "expiration", "payments", "query", "posts", "comments", "moderation"]
 # Dev-only signing key of these throwaway runs; never used anywhere else.
 JWT_KEY = "faults-only-jwt-key-faults-only-jwt-key-00"
 

@@ -32,20 +32,25 @@ import sys
 
 @dataclasses.dataclass(frozen=True)
 class Stream:
-    filter: str  # the subjects it captures
+    subjects: tuple  # the subject filters it captures
     owner: str | None  # the service that publishes into it (None: every listener, DEADLETTER)
 
 
 STREAMS = {
-    "TICKETS": Stream("ticket.>", "tickets"),
-    "ORDERS": Stream("order.>", "orders"),
-    "PAYMENTS": Stream("payment.>", "payments"),
-    "EXPIRATION": Stream("expiration.>", "expiration"),
-    "USERS": Stream("user.>", "auth"),
-    "DEADLETTER": Stream("deadletter.>", None),
+    "TICKETS": Stream(("ticket.>",), "tickets"),
+    "ORDERS": Stream(("order.>",), "orders"),
+    "PAYMENTS": Stream(("payment.>",), "payments"),
+    "EXPIRATION": Stream(("expiration.>",), "expiration"),
+    "USERS": Stream(("user.>",), "auth"),
+    # The blog. The comment subjects have two publishers (comments, moderation), so each
+    # of their streams lists its subjects exactly.
+    "POSTS": Stream(("post.>",), "posts"),
+    "COMMENTS": Stream(("comment.created", "comment.updated"), "comments"),
+    "MODERATION": Stream(("comment.moderated",), "moderation"),
+    "DEADLETTER": Stream(("deadletter.>",), None),
     # query's live ticket feed (services/query/src/feed.rs): changed ticket views for the
     # Server-Sent Events of every query replica; recent changes only.
-    "TICKETFEED": Stream("feed.>", "query"),
+    "TICKETFEED": Stream(("feed.>",), "query"),
 }
 REVOCATIONS = "USERS"  # the stream of the revocation feed (ordered, ephemeral consumers)
 
@@ -89,10 +94,20 @@ USERS = {
             "order.cancelled",
             "order.completed",
             "payment.created",
+            "post.created",
+            "comment.created",
+            "comment.updated",
         ),
         follows=(REVOCATIONS, "TICKETFEED"),
         resets_consumers=True,
     ),
+    "posts": User(publishes=("post.created",), follows=(REVOCATIONS,)),
+    "comments": User(
+        publishes=("comment.created", "comment.updated"),
+        listens=("post.created", "comment.moderated"),
+        follows=(REVOCATIONS,),
+    ),
+    "moderation": User(publishes=("comment.moderated",), listens=("comment.created",)),
 }
 HARNESS = "harness"  # local only: test helpers and tools, no restriction
 ROUTE_USER = "route"  # cluster routes authenticate as this user
@@ -101,10 +116,14 @@ CLIENT_PORT, CLUSTER_PORT, MONITOR_PORT = 4222, 6222, 8222
 HEADLESS = "nats-headless"
 
 
+def captures(pattern, subject):
+    """Whether a stream's subject filter captures a subject (`order.>`, `order.created`)."""
+    return subject.startswith(pattern[:-1]) if pattern.endswith(">") else pattern == subject
+
+
 def stream_of(subject):
     """The stream capturing a subject (`order.created` -> `ORDERS`)."""
-    head = subject.split(".")[0]
-    return next(name for name, s in STREAMS.items() if s.filter.split(".")[0] == head)
+    return next(name for name, s in STREAMS.items() if any(captures(p, subject) for p in s.subjects))
 
 
 def durable(service, subject):

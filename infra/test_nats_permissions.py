@@ -185,7 +185,7 @@ class ExactNames(unittest.TestCase):
     async def declare_streams(cls):
         for name, stream in nats_auth.STREAMS.items():
             async with Client(cls.server, stream.owner or "tickets") as owner:
-                await owner.js.add_stream(name=name, subjects=[stream.filter])
+                await owner.js.add_stream(name=name, subjects=list(stream.subjects))
 
     def test_tickets_publishes_its_own_subjects_and_the_stream_acknowledges(self):
         async def scenario():

@@ -2,9 +2,9 @@
 """Writes the Kubernetes manifests of infra/k8s/base and the production component
 (infra/k8s/components/production) from one table of services.
 
-Six services share one shape (a Deployment, a ClusterIP Service, a PodDisruptionBudget,
+Nine services share one shape (a Deployment, a ClusterIP Service, a PodDisruptionBudget,
 a MongoDB StatefulSet with its headless Service, NetworkPolicies), so the shape is written
-once here instead of six times by hand. The base runs one MongoDB member per database and
+once here instead of nine times by hand. The base runs one MongoDB member per database and
 one NATS node; the production component turns them into 3-member replica sets with
 authentication and a 3-node JetStream cluster, adds HorizontalPodAutoscalers, and hands the
 HPAs the replica counts. Who talks to whom is listed once (PATHS), and the NetworkPolicies
@@ -63,6 +63,11 @@ SERVICES = {
     "payments": Service("/api/payments/?(.*)", {"PAYMENTS_PROVIDER": "stripe"}, stripe=True),
     "expiration": Service(None, jwt=False),
     "query": Service("/api/query/?(.*)"),
+    # The blog (the course's first app on the same backbone). A post's comments are the
+    # comments service's: its longer path wins over the posts service's in ingress-nginx.
+    "posts": Service("/api/posts/?(.*)"),
+    "comments": Service("/api/posts/[^/]+/comments/?(.*)"),
+    "moderation": Service(None, {"MODERATION_BANNED_WORDS": "orange"}, jwt=False),
     # Everything that is not /api/...: the longest paths win in ingress-nginx, so this
     # catch-all comes last whatever its place here.
     "client": Service(
@@ -638,7 +643,7 @@ def nats_statefulset_spec(prod):
         "volumeClaimTemplates": [
             {
                 "metadata": {"name": "data"},
-                # The three history streams reserve 512 MiB each (STREAM_HISTORY_MAX_BYTES);
+                # The five history streams reserve 512 MiB each (STREAM_HISTORY_MAX_BYTES);
                 # with every stream on three nodes, each node holds a full copy.
                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "5Gi"}}},
             }

@@ -681,8 +681,14 @@ async fn pay(state: &Arc<State>, token: &str, order: &str) {
 /// Waits for the platform to settle, then audits it until clean (or a minute passes).
 async fn settle_and_audit(state: &Arc<State>, mongo: &mongodb::Client, config: &Config) -> anyhow::Result<Value> {
     let db = |name: &str| mongo.database(&format!("{}{name}", config.db_prefix));
-    let dbs =
-        ops::Databases { tickets: db("tickets"), orders: db("orders"), payments: db("payments"), query: db("query") };
+    // The flash sale runs no blog.
+    let dbs = ops::Databases {
+        tickets: db("tickets"),
+        orders: db("orders"),
+        payments: db("payments"),
+        query: db("query"),
+        blog: None,
+    };
     let bus = common::events::EventBus::connect(
         &common::events::NatsSettings {
             url: config.nats_url.clone().into(),

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use anyhow::Context;
 use common::events::{
-    ExpirationComplete, OrderCancelled, OrderCompleted, OrderCreated, OrderStatus, OrderTicket, PaymentCreated,
-    Subject, TicketCreated, TicketRef, TicketUpdated, UserBanned, UserSessionsRevoked, UserUnbanned,
+    CommentCreated, CommentModerated, CommentStatus, CommentUpdated, ExpirationComplete, OrderCancelled,
+    OrderCompleted, OrderCreated, OrderStatus, OrderTicket, PaymentCreated, PostCreated, Subject, TicketCreated,
+    TicketRef, TicketUpdated, UserBanned, UserSessionsRevoked, UserUnbanned,
 };
 use common::money::Price;
 use serde::Serialize;
@@ -69,6 +70,7 @@ fn examples(subject: Subject) -> (String, Option<String>) {
     let price = Price::from_cents(2050).expect("a valid price");
     let (ticket, order, user) = ("65f1c0a2b4d3e2f1a0b9c8d7", "65f1c0a8b4d3e2f1a0b9c8e1", "65f1c09cb4d3e2f1a0b9c8d1");
     let at = "2026-03-13T12:00:00Z";
+    let (post, comment) = ("65f1c0c0b4d3e2f1a0b9c901", "65f1c0c6b4d3e2f1a0b9c912");
     // A new subject does not compile until it has an example here.
     match subject {
         Subject::TicketCreated => (
@@ -122,6 +124,40 @@ fn examples(subject: Subject) -> (String, Option<String>) {
         }
         Subject::UserUnbanned => (json(UserUnbanned { user_id: user.into(), at: at.into() }), None),
         Subject::UserSessionsRevoked => (json(UserSessionsRevoked { user_id: user.into(), at: at.into() }), None),
+        Subject::PostCreated => {
+            (json(PostCreated { id: post.into(), version: 0, title: "Hello".into(), user_id: user.into() }), None)
+        }
+        Subject::CommentCreated => (
+            json(CommentCreated {
+                id: comment.into(),
+                version: 0,
+                post_id: post.into(),
+                content: "First!".into(),
+                status: CommentStatus::Pending,
+                user_id: user.into(),
+            }),
+            None,
+        ),
+        Subject::CommentModerated => (
+            json(CommentModerated {
+                id: comment.into(),
+                version: 0,
+                post_id: post.into(),
+                status: CommentStatus::Approved,
+            }),
+            None,
+        ),
+        Subject::CommentUpdated => (
+            json(CommentUpdated {
+                id: comment.into(),
+                version: 1,
+                post_id: post.into(),
+                content: "First!".into(),
+                status: CommentStatus::Approved,
+                user_id: user.into(),
+            }),
+            None,
+        ),
     }
 }
 

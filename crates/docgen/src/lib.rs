@@ -52,6 +52,8 @@ pub fn service_descriptions() -> anyhow::Result<Vec<(String, Value)>> {
         ("orders", orders::routes::routes().split_for_parts().1),
         ("payments", payments::routes::routes().split_for_parts().1),
         ("query", query::routes::routes().split_for_parts().1),
+        ("posts", posts::routes::routes().split_for_parts().1),
+        ("comments", comments::routes::routes().split_for_parts().1),
     ];
     docs.into_iter()
         .map(|(name, doc)| {

@@ -37,7 +37,7 @@ async fn echo_backend(name: &'static str) -> SocketAddr {
 #[tokio::test]
 async fn every_ingress_path_reaches_its_service_with_method_query_and_cookies_intact() {
     let mut backends = HashMap::new();
-    for name in ["auth", "tickets", "orders", "payments", "query", "client"] {
+    for name in ["auth", "tickets", "orders", "payments", "query", "posts", "comments", "client"] {
         backends.insert(name.to_owned(), echo_backend(name).await.to_string());
     }
     let (base, _stop) = start(backends).await;
@@ -50,6 +50,12 @@ async fn every_ingress_path_reaches_its_service_with_method_query_and_cookies_in
         ("/api/orders/abc", "orders"),
         ("/api/payments", "payments"),
         ("/api/query/tickets?status=sold&q=rock", "query"),
+        ("/api/query/posts", "query"),
+        ("/api/posts", "posts"),
+        ("/api/posts/65f1c0c0b4d3e2f1a0b9c901", "posts"),
+        ("/api/posts/65f1c0c0b4d3e2f1a0b9c901/comments", "comments"),
+        ("/api/posts/65f1c0c0b4d3e2f1a0b9c901/comments/", "comments"),
+        ("/posts", "client"),
         ("/", "client"),
         ("/tickets/123/edit?x=1", "client"),
         ("/api/nope", "client"),
@@ -113,6 +119,8 @@ fn description(service: &str) -> serde_json::Value {
         "orders" => orders::routes::routes().split_for_parts().1,
         "payments" => payments::routes::routes().split_for_parts().1,
         "query" => query::routes::routes().split_for_parts().1,
+        "posts" => posts::routes::routes().split_for_parts().1,
+        "comments" => comments::routes::routes().split_for_parts().1,
         other => panic!("no service {other}"),
     };
     serde_json::from_str(&common::openapi::finish(doc, service).to_json().unwrap()).unwrap()
@@ -127,7 +135,7 @@ async fn description_backend(doc: serde_json::Value) -> String {
     addr.to_string()
 }
 
-const API_SERVICES: [&str; 5] = ["auth", "tickets", "orders", "payments", "query"];
+const API_SERVICES: [&str; 7] = ["auth", "tickets", "orders", "payments", "query", "posts", "comments"];
 
 #[tokio::test]
 async fn the_merged_description_holds_every_route_of_every_service_without_clashes() {
@@ -148,7 +156,7 @@ async fn the_merged_description_holds_every_route_of_every_service_without_clash
     expected.sort();
     paths.sort();
     assert_eq!(paths, expected);
-    assert_eq!(paths.len(), 17, "the SPEC's 16 public paths and the live ticket feed: {paths:?}");
+    assert_eq!(paths.len(), 21, "the SPEC's 16 public paths, the live ticket feed and the blog's 4: {paths:?}");
     for path in paths.iter().filter(|p| p.starts_with("/api/")) {
         assert!(
             RouteTable::from_manifest(INGRESS).unwrap().route(path).is_some(),
@@ -156,7 +164,20 @@ async fn the_merged_description_holds_every_route_of_every_service_without_clash
         );
     }
     let schemas = merged["components"]["schemas"].as_object().unwrap();
-    for name in ["ErrorEnvelope", "Ticket", "Order", "TicketPage", "OrderItem", "User", "Payment", "Price"] {
+    for name in [
+        "ErrorEnvelope",
+        "Ticket",
+        "Order",
+        "TicketPage",
+        "OrderItem",
+        "User",
+        "Payment",
+        "Price",
+        "Post",
+        "Comment",
+        "CommentStatus",
+        "QueryPost",
+    ] {
         assert!(schemas.contains_key(name), "{name} missing from {:?}", schemas.keys().collect::<Vec<_>>());
     }
     let operation_ids: Vec<&str> = merged["paths"]

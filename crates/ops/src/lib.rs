@@ -8,10 +8,13 @@
 //! - a charge for a cancelled order without a refund;
 //! - a refund still due, or a charge attempt whose outcome is still unknown;
 //! - the query view disagreeing with the owners (ticket status and holder, order status);
+//! - the blog's comments, decisions and query view disagreeing ([`blog`]);
 //! - any message in the dead-letter stream.
 //!
 //! Run it when the system is quiet: in-flight events make a busy system look inconsistent
 //! for a few milliseconds. `audit` prints the findings as JSON and exits 1 if any.
+
+pub mod blog;
 
 use std::collections::{HashMap, HashSet};
 
@@ -26,6 +29,8 @@ pub struct Databases {
     pub orders: mongodb::Database,
     pub payments: mongodb::Database,
     pub query: mongodb::Database,
+    /// The blog's databases, when it is audited too.
+    pub blog: Option<blog::BlogDatabases>,
 }
 
 /// One inconsistency.
@@ -41,6 +46,8 @@ pub struct Report {
     pub tickets: usize,
     pub orders: usize,
     pub payments: usize,
+    pub posts: usize,
+    pub comments: usize,
     pub dead_letters: u64,
     pub findings: Vec<Finding>,
 }
@@ -200,7 +207,20 @@ pub async fn audit(dbs: &Databases, dead_letters: u64) -> anyhow::Result<Report>
     if dead_letters > 0 {
         find("dead_letters", format!("{dead_letters} message(s) in the dead-letter stream"));
     }
-    Ok(Report { tickets: tickets.len(), orders: orders.len(), payments: payments.len(), dead_letters, findings })
+    let blog = match &dbs.blog {
+        Some(blog_dbs) => blog::audit(blog_dbs, &dbs.query).await?,
+        None => blog::BlogAudit::default(),
+    };
+    findings.extend(blog.findings);
+    Ok(Report {
+        tickets: tickets.len(),
+        orders: orders.len(),
+        payments: payments.len(),
+        posts: blog.posts,
+        comments: blog.comments,
+        dead_letters,
+        findings,
+    })
 }
 
 /// The number of messages in the dead-letter stream (0 when it does not exist).

@@ -1,7 +1,8 @@
 //! `audit`: the consistency audit (see the library docs).
 //!
 //! usage: `audit MONGO_BASE_URI NATS_URL [EVENT_NAMESPACE]`, where the service databases
-//! are `tickets`, `orders`, `payments` and `query` on the MongoDB base URI, or named by
+//! are `tickets`, `orders`, `payments`, `query`, `posts`, `comments` and `moderation` on
+//! the MongoDB base URI, or named by
 //! `AUDIT_DB_PREFIX` (`<prefix>tickets`, ...). Prints JSON; exits 1 on any finding.
 
 // The report is JSON on stdout.
@@ -26,6 +27,11 @@ async fn main() -> anyhow::Result<()> {
         orders: db("orders").await?,
         payments: db("payments").await?,
         query: db("query").await?,
+        blog: Some(ops::blog::BlogDatabases {
+            posts: db("posts").await?,
+            comments: db("comments").await?,
+            moderation: db("moderation").await?,
+        }),
     };
     let nats = NatsSettings {
         url: nats_url.clone().into(),

@@ -32,6 +32,7 @@ async fn platform() -> Platform {
         orders: test_database(&om.database).await,
         payments: test_database(&pm.database).await,
         query: test_database(&qm.database).await,
+        blog: None,
     };
     let tickets = testkit::tickets(tm, &nats, &session, &stop).await.http;
     let orders = testkit::orders(om, &nats, &session, Duration::from_secs(900), &stop).await.http;

@@ -100,3 +100,28 @@ pub async fn query(
 pub async fn expiration(mongo: MongoSettings, nats: &NatsSettings, stop: &CancellationToken) -> Started {
     start(Box::pin(expiration::build(service_config("expiration", mongo, nats, ()))), stop).await
 }
+
+pub async fn posts(
+    mongo: MongoSettings,
+    nats: &NatsSettings,
+    session: &SessionSettings,
+    stop: &CancellationToken,
+) -> Started {
+    start(Box::pin(posts::build(service_config("posts", mongo, nats, session.clone()))), stop).await
+}
+
+pub async fn comments(
+    mongo: MongoSettings,
+    nats: &NatsSettings,
+    session: &SessionSettings,
+    stop: &CancellationToken,
+) -> Started {
+    start(Box::pin(comments::build(service_config("comments", mongo, nats, session.clone()))), stop).await
+}
+
+/// Moderation banning the course's example word, `orange`.
+pub async fn moderation(mongo: MongoSettings, nats: &NatsSettings, stop: &CancellationToken) -> Started {
+    let banned = moderation::BannedWords::parse(moderation::rules::DEFAULT_BANNED).expect("the default list");
+    let own = moderation::Settings { banned };
+    start(Box::pin(moderation::build(service_config("moderation", mongo, nats, own))), stop).await
+}

@@ -30,7 +30,7 @@ use common::service::Service;
 use common::telemetry::Metrics;
 
 pub use crate::config::Config;
-use crate::pages::{auth, orders, tickets};
+use crate::pages::{auth, blog, orders, tickets};
 
 /// The name logs use for this service.
 pub const SERVICE: &str = "client";
@@ -63,6 +63,9 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{id}", get(orders::show))
         .route("/orders/{id}/pay", post(orders::pay))
         .route("/orders/{id}/cancel", post(orders::cancel))
+        .route("/blog", get(blog::list))
+        .route("/blog/posts", post(blog::create_post))
+        .route("/blog/posts/{id}/comments", post(blog::create_comment))
         .route("/static/{name}", get(assets::serve).with_state(assets))
         .fallback(pages::not_found)
         .layer(middleware::from_fn(visitor::relay_cookies))

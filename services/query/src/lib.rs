@@ -5,6 +5,8 @@
 //! `GET /api/query/tickets` (filters `status`, `q`, cursor pagination),
 //! `GET /api/query/tickets/{id}`, `GET /api/query/orders`, `GET /api/query/orders/{id}`,
 //! and `GET /api/query/tickets/events`, the live feed of ticket changes (see [`feed`]).
+//! The blog's read model is here too: `GET /api/query/posts`, posts with their comments
+//! and each comment's moderation status (see [`blog`]).
 //!
 //! On an empty database its durable consumers are recreated from the start of every
 //! stream, so it rebuilds itself from the full history; otherwise it resumes where they
@@ -14,6 +16,7 @@
 //! Run it with `MONGO_URI=… NATS_URL=… JWT_KEY=… cargo run -p query`, or the whole
 //! platform with `dev/up` (see the README).
 
+pub mod blog;
 pub mod config;
 pub mod feed;
 pub mod listeners;
@@ -25,6 +28,7 @@ use common::events::{EventBus, Subject};
 use common::openapi::Api;
 use common::service::{Backbone, Service};
 
+use crate::blog::BlogStore;
 pub use crate::config::{Config, Settings};
 use crate::feed::FeedPublisher;
 use crate::listeners::{
@@ -40,6 +44,7 @@ pub const SERVICE: &str = "query";
 #[derive(Debug)]
 pub struct Handles {
     pub store: Store,
+    pub blog: BlogStore,
     /// The live ticket feed, as this replica follows it.
     pub feed: feed::Feed,
 }
@@ -50,6 +55,7 @@ pub type AppState = common::AppState<Handles>;
 /// and what a rebuild resets.
 fn listeners(backbone: &Backbone, store: &Store, feed: Option<&FeedPublisher>) -> Listeners {
     let handler_feed = || feed.cloned();
+    let blog = BlogStore::new(&backbone.db);
     backbone
         .listeners()
         .listen(TicketCreatedHandler { store: store.clone(), feed: handler_feed() })
@@ -58,6 +64,9 @@ fn listeners(backbone: &Backbone, store: &Store, feed: Option<&FeedPublisher>) -
         .listen(OrderCancelledHandler { store: store.clone(), feed: handler_feed() })
         .listen(OrderCompletedHandler { store: store.clone(), feed: handler_feed() })
         .listen(PaymentCreatedHandler { store: store.clone(), feed: None })
+        .listen(blog::PostCreatedHandler { blog: blog.clone() })
+        .listen(blog::CommentCreatedHandler { blog: blog.clone() })
+        .listen(blog::CommentUpdatedHandler { blog })
 }
 
 /// Events not yet applied: delivered-but-unacknowledged plus not-yet-delivered messages of
@@ -125,10 +134,12 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
         reset_consumers(&backbone.bus, &listeners.durables()).await?;
     }
     store.ensure_indexes().await?;
+    let blog = BlogStore::new(&backbone.db);
+    blog.ensure_indexes().await?;
     backbone.prune("status_locks", "updatedAt");
     let live = feed::Feed::default();
     let state = AppState::new(
-        Handles { store: store.clone(), feed: live.clone() },
+        Handles { store: store.clone(), blog, feed: live.clone() },
         backbone.sessions(&config.own.session).await?,
     );
     let bus = backbone.bus.clone();

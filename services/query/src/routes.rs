@@ -31,6 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(show_ticket))
         .routes(routes!(list_orders))
         .routes(routes!(show_order))
+        .routes(routes!(list_posts))
 }
 
 /// Default and largest page size.
@@ -422,4 +423,64 @@ mod tests {
         assert_eq!((filter.limit, filter.status, filter.after), (DEFAULT_LIMIT, None, None));
         assert_eq!(filter.words, vec!["concert", "rock"]);
     }
+}
+
+/// A comment in the blog's read model.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = QueryComment)]
+pub struct CommentItem {
+    id: String,
+    content: String,
+    /// `pending` until moderated, then `approved` or `rejected`.
+    status: common::events::CommentStatus,
+    user_id: String,
+    version: i64,
+}
+
+/// A blog post with its comments.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = QueryPost)]
+pub struct PostItem {
+    id: String,
+    title: String,
+    user_id: String,
+    version: i64,
+    /// Oldest first, whatever their status (a client may hide the rejected ones).
+    comments: Vec<CommentItem>,
+}
+
+/// The blog: every post (oldest first, at most 500) with its comments and their
+/// moderation status, from events only.
+#[utoipa::path(
+    get,
+    path = "/api/query/posts",
+    operation_id = "queryPosts",
+    tag = "query",
+    responses((status = 200, description = "Posts with their comments", body = Vec<PostItem>))
+)]
+async fn list_posts(State(state): State<AppState>) -> Result<Json<Vec<PostItem>>, ApiError> {
+    let posts = state.blog.posts().await?;
+    Ok(Json(
+        posts
+            .into_iter()
+            .map(|(post, comments)| PostItem {
+                id: post.id,
+                title: post.title,
+                user_id: post.user_id,
+                version: post.version,
+                comments: comments
+                    .into_iter()
+                    .map(|c| CommentItem {
+                        id: c.id,
+                        content: c.content,
+                        status: c.status,
+                        user_id: c.user_id,
+                        version: c.version,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    ))
 }

@@ -18,8 +18,9 @@ use mongodb::options::IndexOptions;
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
-/// The collections of the read model (what a rebuild drops).
-pub const COLLECTIONS: [&str; 4] = ["tickets", "orders", "payments", "status_locks"];
+/// The collections of the read model (what a rebuild drops), the blog's included
+/// ([`crate::blog`]).
+pub const COLLECTIONS: [&str; 6] = ["tickets", "orders", "payments", "status_locks", "posts", "comments"];
 
 /// A ticket's sale status in the read model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -189,7 +190,8 @@ impl Store {
         for name in COLLECTIONS {
             self.db.collection::<Document>(name).drop().await?;
         }
-        self.ensure_indexes().await
+        self.ensure_indexes().await?;
+        crate::blog::BlogStore::new(&self.db).ensure_indexes().await
     }
 
     // ---- reads ----

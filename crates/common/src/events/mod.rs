@@ -43,12 +43,25 @@ pub enum StreamName {
     Payments,
     Expiration,
     Users,
+    /// The blog: posts, comments, moderation decisions (one publisher each).
+    Posts,
+    Comments,
+    Moderation,
     DeadLetter,
 }
 
 impl StreamName {
-    pub const ALL: [StreamName; 6] =
-        [Self::Tickets, Self::Orders, Self::Payments, Self::Expiration, Self::Users, Self::DeadLetter];
+    pub const ALL: [StreamName; 9] = [
+        Self::Tickets,
+        Self::Orders,
+        Self::Payments,
+        Self::Expiration,
+        Self::Users,
+        Self::Posts,
+        Self::Comments,
+        Self::Moderation,
+        Self::DeadLetter,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -57,13 +70,16 @@ impl StreamName {
             Self::Payments => "PAYMENTS",
             Self::Expiration => "EXPIRATION",
             Self::Users => "USERS",
+            Self::Posts => "POSTS",
+            Self::Comments => "COMMENTS",
+            Self::Moderation => "MODERATION",
             Self::DeadLetter => "DEADLETTER",
         }
     }
 
     /// Whether `query rebuild` replays the stream from its start (so nothing may age out).
     pub const fn is_history(self) -> bool {
-        matches!(self, Self::Tickets | Self::Orders | Self::Payments)
+        matches!(self, Self::Tickets | Self::Orders | Self::Payments | Self::Posts | Self::Comments)
     }
 
     /// The service that publishes into the stream, and so the only one that creates and
@@ -76,19 +92,28 @@ impl StreamName {
             Self::Payments => Some("payments"),
             Self::Expiration => Some("expiration"),
             Self::Users => Some("auth"),
+            Self::Posts => Some("posts"),
+            Self::Comments => Some("comments"),
+            Self::Moderation => Some("moderation"),
             Self::DeadLetter => None,
         }
     }
 
-    /// The subject filter the stream captures, without namespace (`ticket.>`).
-    pub const fn filter(self) -> &'static str {
+    /// The subject filters the stream captures, without namespace (`ticket.>`). The
+    /// comment subjects have two publishers, so their two streams list their subjects
+    /// exactly: `comment.moderated` is the moderation service's, the others the comments
+    /// service's.
+    pub const fn subjects(self) -> &'static [&'static str] {
         match self {
-            Self::Tickets => "ticket.>",
-            Self::Orders => "order.>",
-            Self::Payments => "payment.>",
-            Self::Expiration => "expiration.>",
-            Self::Users => "user.>",
-            Self::DeadLetter => "deadletter.>",
+            Self::Tickets => &["ticket.>"],
+            Self::Orders => &["order.>"],
+            Self::Payments => &["payment.>"],
+            Self::Expiration => &["expiration.>"],
+            Self::Users => &["user.>"],
+            Self::Posts => &["post.>"],
+            Self::Comments => &["comment.created", "comment.updated"],
+            Self::Moderation => &["comment.moderated"],
+            Self::DeadLetter => &["deadletter.>"],
         }
     }
 }
@@ -106,10 +131,14 @@ pub enum Subject {
     UserBanned,
     UserUnbanned,
     UserSessionsRevoked,
+    PostCreated,
+    CommentCreated,
+    CommentModerated,
+    CommentUpdated,
 }
 
 impl Subject {
-    pub const ALL: [Subject; 10] = [
+    pub const ALL: [Subject; 14] = [
         Self::TicketCreated,
         Self::TicketUpdated,
         Self::OrderCreated,
@@ -120,6 +149,10 @@ impl Subject {
         Self::UserBanned,
         Self::UserUnbanned,
         Self::UserSessionsRevoked,
+        Self::PostCreated,
+        Self::CommentCreated,
+        Self::CommentModerated,
+        Self::CommentUpdated,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -134,6 +167,10 @@ impl Subject {
             Self::UserBanned => "user.banned",
             Self::UserUnbanned => "user.unbanned",
             Self::UserSessionsRevoked => "user.sessions.revoked",
+            Self::PostCreated => "post.created",
+            Self::CommentCreated => "comment.created",
+            Self::CommentModerated => "comment.moderated",
+            Self::CommentUpdated => "comment.updated",
         }
     }
 
@@ -144,6 +181,9 @@ impl Subject {
             Self::ExpirationComplete => StreamName::Expiration,
             Self::PaymentCreated => StreamName::Payments,
             Self::UserBanned | Self::UserUnbanned | Self::UserSessionsRevoked => StreamName::Users,
+            Self::PostCreated => StreamName::Posts,
+            Self::CommentCreated | Self::CommentUpdated => StreamName::Comments,
+            Self::CommentModerated => StreamName::Moderation,
         }
     }
 
@@ -297,6 +337,71 @@ pub struct UserSessionsRevoked {
     pub at: String,
 }
 
+/// `post.created`: a blog post (posts never change, so it is the only post event).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostCreated {
+    pub id: String,
+    pub version: i64,
+    pub title: String,
+    pub user_id: String,
+}
+
+/// Where a comment stands with moderation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CommentStatus {
+    /// Not moderated yet.
+    Pending,
+    Approved,
+    Rejected,
+}
+
+impl CommentStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// `comment.created`: a new comment, `pending` at version 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommentCreated {
+    pub id: String,
+    pub version: i64,
+    pub post_id: String,
+    pub content: String,
+    pub status: CommentStatus,
+    pub user_id: String,
+}
+
+/// `comment.moderated`: the moderation service's decision about the comment at `version`
+/// (the version it read in `comment.created`); `status` is `approved` or `rejected`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommentModerated {
+    pub id: String,
+    pub version: i64,
+    pub post_id: String,
+    pub status: CommentStatus,
+}
+
+/// `comment.updated`: the comment after a change (moderation), at its new version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommentUpdated {
+    pub id: String,
+    pub version: i64,
+    pub post_id: String,
+    pub content: String,
+    pub status: CommentStatus,
+    pub user_id: String,
+}
+
 macro_rules! bind_subjects {
     ($($ty:ty => $subject:ident),* $(,)?) => {
         $(impl Event for $ty { const SUBJECT: Subject = Subject::$subject; })*
@@ -314,6 +419,10 @@ bind_subjects! {
     UserBanned => UserBanned,
     UserUnbanned => UserUnbanned,
     UserSessionsRevoked => UserSessionsRevoked,
+    PostCreated => PostCreated,
+    CommentCreated => CommentCreated,
+    CommentModerated => CommentModerated,
+    CommentUpdated => CommentUpdated,
 }
 
 /// A new event id: a UUIDv7, so ids sort in creation order.
@@ -433,13 +542,13 @@ pub fn redact_url(url: &str) -> String {
 /// How big the streams may grow (see [`EventBus::stream_config`]).
 #[derive(Debug, Clone)]
 pub struct StreamLimits {
-    /// The history streams (`TICKETS`, `ORDERS`, `PAYMENTS`), which `query rebuild`
-    /// replays from the start: kept whole up to this size, then new events are refused
-    /// (the outboxes hold them) rather than old ones dropped
+    /// The history streams (`TICKETS`, `ORDERS`, `PAYMENTS`, `POSTS`, `COMMENTS`), which
+    /// `query rebuild` replays from the start: kept whole up to this size, then new events
+    /// are refused (the outboxes hold them) rather than old ones dropped
     /// (`STREAM_HISTORY_MAX_BYTES`, default 512 MiB, about two million events each). The
-    /// server reserves this much per stream: the three must fit its storage.
+    /// server reserves this much per stream: the five must fit its storage.
     pub history_max_bytes: i64,
-    /// The other streams (`EXPIRATION`, `USERS`, `DEADLETTER`) keep this long
+    /// The other streams (`EXPIRATION`, `USERS`, `MODERATION`, `DEADLETTER`) keep this long
     /// (`STREAM_MAX_AGE_SECONDS`, default 30 days): nobody replays them from the start.
     pub max_age: Duration,
     /// How many servers of the cluster keep a copy of each stream the service owns
@@ -580,7 +689,7 @@ impl EventBus {
     pub fn stream_config(&self, stream: StreamName) -> stream::Config {
         let mut config = stream::Config {
             name: self.namespace.stream(stream),
-            subjects: vec![self.namespace.subject(stream.filter())],
+            subjects: stream.subjects().iter().map(|s| self.namespace.subject(s)).collect(),
             storage: stream::StorageType::File,
             retention: stream::RetentionPolicy::Limits,
             duplicate_window: Duration::from_secs(600),
@@ -826,6 +935,10 @@ mod tests {
             (Subject::PaymentCreated, "payments"),
             (Subject::ExpirationComplete, "expiration"),
             (Subject::UserBanned, "auth"),
+            (Subject::PostCreated, "posts"),
+            (Subject::CommentCreated, "comments"),
+            (Subject::CommentUpdated, "comments"),
+            (Subject::CommentModerated, "moderation"),
         ]
         .into_iter()
         .collect();
@@ -864,9 +977,16 @@ mod tests {
 
     #[test]
     fn every_subject_belongs_to_its_publishers_stream() {
+        let captures = |filter: &str, subject: &str| match filter.strip_suffix('>') {
+            Some(prefix) => subject.starts_with(prefix),
+            None => filter == subject,
+        };
         for subject in Subject::ALL {
-            let filter = subject.stream().filter().trim_end_matches('>');
-            assert!(subject.as_str().starts_with(filter), "{subject:?}");
+            let captured_by: Vec<_> = StreamName::ALL
+                .into_iter()
+                .filter(|stream| stream.subjects().iter().any(|filter| captures(filter, subject.as_str())))
+                .collect();
+            assert_eq!(captured_by, vec![subject.stream()], "{subject:?} is captured by exactly its stream");
             assert_eq!(Subject::parse(subject.as_str()), Some(subject));
         }
     }

@@ -148,7 +148,7 @@ impl RevocationFeed {
         let consumer = stream
             .create_consumer(pull::OrderedConfig {
                 name: Some(self.bus.ephemeral_name("revocations")),
-                filter_subject: namespace.subject(StreamName::Users.filter()),
+                filter_subject: namespace.subject(StreamName::Users.subjects()[0]),
                 deliver_policy,
                 ..Default::default()
             })

@@ -2,6 +2,7 @@
 //! answered with a redirect (Post/Redirect/Get), or the form again with its problems.
 
 pub mod auth;
+pub mod blog;
 pub mod orders;
 pub mod tickets;
 
@@ -17,7 +18,7 @@ use crate::visitor::{Flash, User, Visitor};
 #[derive(Debug)]
 pub struct Layout {
     pub title: String,
-    /// Which navigation entry is this page (`sell`, `orders`, `signin`, `signup`, or empty).
+    /// Which navigation entry is this page (`sell`, `orders`, `blog`, `signin`, `signup`, or empty).
     pub current: &'static str,
     pub user: Option<User>,
     pub csrf: String,

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use common::session::encode_session_cookie;
-use support::{cookies_of, platform, platform_with};
+use support::{blog_platform, cookies_of, platform, platform_with};
 
 const WINDOW: Duration = Duration::from_secs(900);
 
@@ -378,4 +378,52 @@ async fn the_order_page_offers_test_cards_in_test_mode_and_stripe_when_configure
             }
         }
     }
+}
+
+#[tokio::test]
+async fn the_blog_lists_posts_with_their_comments_shown_once_approved() {
+    let platform = blog_platform().await;
+    let signed_out = page(&platform, "/blog", None).await;
+    assert_eq!(signed_out.status(), 200);
+    let html = signed_out.text().await.unwrap();
+    assert!(html.contains("No posts yet") && html.contains("/auth/signin?next=/blog"), "{html}");
+    assert!(!html.contains(r#"action="/blog/posts""#), "no form for a visitor");
+    let writer = platform.user("writer@test.com").await;
+    let (cookie, token) = form_session(&platform, "/blog", &writer).await;
+    let origin = platform.url.clone();
+
+    let published =
+        post_form(&platform, "/blog/posts", &cookie, Some(&origin), &[("_csrf", &token), ("title", "<b>Hello</b>")])
+            .await;
+
+    assert_eq!(published.status(), 303);
+    let location = published.headers()["location"].to_str().unwrap().to_owned();
+    let post_id = location.strip_prefix("/blog#post-").expect("back to the post").to_owned();
+    // The comments service learns of the post from post.created, a moment later.
+    let known = common::testing::eventually(Duration::from_secs(15), || async {
+        (page(&platform, &format!("/api/posts/{post_id}/comments"), None).await.status() == 200).then_some(())
+    })
+    .await;
+    assert!(known.is_some(), "comments never learned of the post");
+    let comment_path = format!("/blog/posts/{post_id}/comments");
+    for content in ["Nice one", "orange!"] {
+        let sent =
+            post_form(&platform, &comment_path, &cookie, Some(&origin), &[("_csrf", &token), ("content", content)])
+                .await;
+        assert_eq!((sent.status().as_u16(), sent.headers()["location"].to_str().unwrap()), (303, location.as_str()));
+    }
+    let blank =
+        post_form(&platform, &comment_path, &cookie, Some(&origin), &[("_csrf", &token), ("content", " ")]).await;
+    assert_eq!(blank.status(), 303, "refused by the API, told on the next page");
+
+    let html = common::testing::eventually(Duration::from_secs(15), || async {
+        let html = page(&platform, "/blog", Some(&cookie)).await.text().await.unwrap();
+        (html.contains("Nice one") && html.contains("This comment has been rejected.")).then_some(html)
+    })
+    .await
+    .expect("both comments moderated on the page");
+    assert!(!html.contains("orange!"), "a rejected comment's content is not shown");
+    assert!(!html.contains("<b>Hello</b>") && html.contains("Hello"), "titles are escaped");
+    assert!(html.contains(&format!(r#"action="/blog/posts/{post_id}/comments""#)));
+    assert!(html.contains(r#"href="/blog" aria-current="page""#));
 }

@@ -49,6 +49,49 @@ pub async fn platform_with(window: Duration, stripe_key: Option<&str>) -> Platfo
     })
     .await;
     drop(expiration); // it keeps running until `stop`, like the others
+    let mut backends = HashMap::new();
+    for (name, started) in
+        [("auth", &auth), ("tickets", &tickets), ("orders", &orders), ("payments", &payments), ("query", &query)]
+    {
+        backends.insert(name.to_owned(), started.http.base.trim_start_matches("http://").to_owned());
+    }
+    serve(backends, stripe_key, stop, session, nats, auth_db).await
+}
+
+/// The blog's platform: auth, posts, comments, moderation and query, with the client
+/// and the gateway in front.
+pub async fn blog_platform() -> Platform {
+    let stop = CancellationToken::new();
+    let (nats, session) = (fresh_nats(), test_session_settings());
+    let auth_mongo = fresh_mongo("auth");
+    let auth_db = auth_mongo.database.clone();
+    let (auth, posts, comments, moderation, query) = Box::pin(async {
+        tokio::join!(
+            testkit::auth(auth_mongo, &nats, &session, &stop),
+            testkit::posts(fresh_mongo("posts"), &nats, &session, &stop),
+            testkit::comments(fresh_mongo("comments"), &nats, &session, &stop),
+            testkit::moderation(fresh_mongo("moderation"), &nats, &stop),
+            testkit::query(fresh_mongo("query"), &nats, &session, &stop),
+        )
+    })
+    .await;
+    drop(moderation); // it keeps running until `stop`, like the others
+    let mut backends = HashMap::new();
+    for (name, started) in [("auth", &auth), ("posts", &posts), ("comments", &comments), ("query", &query)] {
+        backends.insert(name.to_owned(), started.http.base.trim_start_matches("http://").to_owned());
+    }
+    serve(backends, None, stop, session, nats, auth_db).await
+}
+
+/// Starts the client and the gateway in front of `backends` (and the client).
+async fn serve(
+    mut backends: HashMap<String, String>,
+    stripe_key: Option<&str>,
+    stop: CancellationToken,
+    session: common::config::SessionSettings,
+    nats: common::events::NatsSettings,
+    auth_db: String,
+) -> Platform {
     let gateway_port = free_port();
     let url = format!("http://127.0.0.1:{gateway_port}");
     let client = Box::pin(client::build(client::Config {
@@ -61,12 +104,6 @@ pub async fn platform_with(window: Duration, stripe_key: Option<&str>) -> Platfo
     .expect("the client builds");
     let client_address = format!("127.0.0.1:{}", client.port());
     tokio::spawn(client.run_until_stopped(stop.clone()));
-    let mut backends = HashMap::new();
-    for (name, started) in
-        [("auth", &auth), ("tickets", &tickets), ("orders", &orders), ("payments", &payments), ("query", &query)]
-    {
-        backends.insert(name.to_owned(), started.http.base.trim_start_matches("http://").to_owned());
-    }
     backends.insert("client".to_owned(), client_address);
     let ingress = include_str!("../../../../infra/k8s/base/ingress.yaml");
     let config = gateway::Config {

@@ -3,6 +3,7 @@
 //! them with `dev/test`.
 
 mod access;
+mod blog;
 mod end_to_end;
 mod events;
 mod feed;
