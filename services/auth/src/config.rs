@@ -20,8 +20,9 @@ pub struct Settings {
     /// Failed sign-ins an account tolerates per 15 minutes, from any client, before it is
     /// refused for a while (`SIGNIN_FAILURES_PER_ACCOUNT`, default 10).
     pub signin_failures_per_account: u32,
-    /// Password jobs that may wait for a hashing thread (`HASH_QUEUE`, default 16); more
-    /// are refused at once with 503.
+    /// Password jobs that may wait for a hashing thread (`HASH_QUEUE`, default 16), in
+    /// each of the two queues (sign-ins, taken first, and sign-ups); more are refused at
+    /// once with 503.
     pub hash_queue: usize,
     /// Whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`).
     pub trusted_proxies: common::ratelimit::TrustedProxies,

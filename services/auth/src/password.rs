@@ -6,10 +6,11 @@
 //!
 //! Hashing runs on a fixed pool of one dedicated thread per core, never on tokio's blocking
 //! pool, and each of those threads reuses one 19 MiB argon2 memory buffer for every hash.
-//! The queue in front of the pool is bounded: when it is full a request is refused at once
+//! Two bounded queues stand in front of the pool, sign-ins taken before sign-ups
+//! ([`Lane`]): when a request's queue is full it is refused at once
 //! ([`PasswordError::Busy`], a 503 with `Retry-After`) instead of waiting behind a flood
-//! for minutes, and a job whose request has gone away (the client hung up) is dropped
-//! before it is hashed.
+//! for minutes, a flood of sign-ups never keeps existing users from signing in, and a job
+//! whose request has gone away (the client hung up) is dropped before it is hashed.
 //! Allocating and freeing 19 MiB per hash on an open-ended pool grew auth to 2 GB RSS under
 //! 8 concurrent sign-ups (849 MB with a semaphore, 394 MB with the fixed pool alone); with
 //! the reused buffers the peak is about 64 MB (see BENCHMARKS.md). Requests beyond the pool
@@ -94,6 +95,15 @@ fn verify_blocking(password: &SecretString, hash: &str) -> anyhow::Result<bool> 
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// Which queue a password job waits in. Sign-ins (checking an existing user's password)
+/// are taken before sign-ups (hashing a new one), each queue with its own bound, so a
+/// flood of sign-ups fills only its own queue and never keeps an existing user out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    SignIn,
+    SignUp,
+}
+
 /// Why a password could not be hashed or checked.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -104,11 +114,71 @@ pub enum PasswordError {
     Failed(#[from] anyhow::Error),
 }
 
+/// The two queues in front of the hashing threads.
+struct Queues {
+    waiting: std::sync::Mutex<Waiting>,
+    ready: std::sync::Condvar,
+    /// Jobs each queue may hold.
+    bound: usize,
+}
+
+struct Waiting {
+    sign_in: std::collections::VecDeque<Job>,
+    sign_up: std::collections::VecDeque<Job>,
+    /// False once the last [`Passwords`] is dropped: the threads end.
+    open: bool,
+}
+
+impl Queues {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn push(&self, lane: Lane, job: Job) -> Result<(), PasswordError> {
+        let mut waiting = self.lock();
+        let queue = match lane {
+            Lane::SignIn => &mut waiting.sign_in,
+            Lane::SignUp => &mut waiting.sign_up,
+        };
+        if queue.len() >= self.bound {
+            return Err(PasswordError::Busy);
+        }
+        queue.push_back(job);
+        drop(waiting);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next job, sign-ins first; `None` once closed.
+    fn next(&self) -> Option<Job> {
+        let mut waiting = self.lock();
+        loop {
+            if !waiting.open {
+                return None;
+            }
+            if let Some(job) = waiting.sign_in.pop_front().or_else(|| waiting.sign_up.pop_front()) {
+                return Some(job);
+            }
+            waiting = self.ready.wait(waiting).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+}
+
+/// Closes the queues when the last [`Passwords`] clone goes.
+struct Closer(Arc<Queues>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.0.lock().open = false;
+        self.0.ready.notify_all();
+    }
+}
+
 /// Hashes and verifies passwords on its own threads, one per core.
 #[derive(Clone)]
 pub struct Passwords {
     dummy_hash: Arc<str>,
-    jobs: std::sync::mpsc::SyncSender<Job>,
+    queues: Arc<Closer>,
     threads: usize,
 }
 
@@ -119,37 +189,38 @@ impl std::fmt::Debug for Passwords {
 }
 
 impl Passwords {
-    /// Starts one hashing thread per core, with room for `queue` waiting jobs, and
-    /// prepares the dummy hash for unknown emails.
+    /// Starts one hashing thread per core, with room for `queue` waiting jobs in each
+    /// lane, and prepares the dummy hash for unknown emails.
     pub async fn new(queue: usize) -> anyhow::Result<Self> {
         Self::with_threads(std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get), queue).await
     }
 
     /// Starts `threads` hashing threads. They end when the last clone is dropped.
     pub async fn with_threads(threads: usize, queue: usize) -> anyhow::Result<Self> {
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(queue.max(1));
-        let queue = Arc::new(std::sync::Mutex::new(queue));
+        let queues = Arc::new(Queues {
+            waiting: std::sync::Mutex::new(Waiting {
+                sign_in: std::collections::VecDeque::new(),
+                sign_up: std::collections::VecDeque::new(),
+                open: true,
+            }),
+            ready: std::sync::Condvar::new(),
+            bound: queue.max(1),
+        });
         for n in 0..threads.max(1) {
-            let queue = Arc::clone(&queue);
+            let queues = Arc::clone(&queues);
             std::thread::Builder::new().name(format!("argon2-{n}")).spawn(move || {
-                loop {
-                    // The lock is held only while waiting for the next job, never while hashing.
-                    let job = match queue.lock() {
-                        Ok(receiver) => receiver.recv(),
-                        Err(_) => return,
-                    };
-                    match job {
-                        Ok(job) => job(),
-                        Err(_) => return, // every sender dropped
-                    }
+                // The lock is held only while taking the next job, never while hashing.
+                while let Some(job) = queues.next() {
+                    job();
                 }
             })?;
         }
-        let mut passwords = Self { dummy_hash: Arc::from(""), jobs, threads: threads.max(1) };
+        let mut passwords =
+            Self { dummy_hash: Arc::from(""), queues: Arc::new(Closer(queues)), threads: threads.max(1) };
         let dummy = SecretString::from("dummy password for timing equalisation".to_owned());
         // The buffer of this start-up hash is freed at once: an idle auth holds no argon2
         // memory (idle RSS 29.6 -> 10.3 MB in bench/run). Under load each thread keeps its buffer.
-        let dummy_hash = passwords.run(move || {
+        let dummy_hash = passwords.run(Lane::SignIn, move || {
             let hash = hash_blocking(&dummy);
             release_memory();
             hash
@@ -163,25 +234,27 @@ impl Passwords {
         self.threads
     }
 
-    /// Runs `work` on a hashing thread and waits for its result without blocking the
-    /// runtime; [`PasswordError::Busy`] at once when the queue is full. If the caller stops
-    /// waiting (its request went away), the job is skipped when its turn comes.
-    pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, PasswordError> {
+    /// Runs `work` on a hashing thread, after the jobs waiting in its `lane` (sign-ins go
+    /// first), and waits for its result without blocking the runtime;
+    /// [`PasswordError::Busy`] at once when that lane is full. If the caller stops waiting
+    /// (its request went away), the job is skipped when its turn comes.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        lane: Lane,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             if !done.is_closed() {
                 drop(done.send(work()));
             }
         });
-        self.jobs.try_send(job).map_err(|err| match err {
-            std::sync::mpsc::TrySendError::Full(_) => PasswordError::Busy,
-            std::sync::mpsc::TrySendError::Disconnected(_) => anyhow::anyhow!("the hashing threads are gone").into(),
-        })?;
+        self.queues.0.push(lane, job)?;
         Ok(result.await.context("a hashing thread dropped its job")?)
     }
 
     pub async fn hash(&self, password: SecretString) -> Result<String, PasswordError> {
-        Ok(self.run(move || hash_blocking(&password)).await??)
+        Ok(self.run(Lane::SignUp, move || hash_blocking(&password)).await??)
     }
 
     /// Verifies `password` against `hash`, or against the dummy hash when there is no user
@@ -189,7 +262,7 @@ impl Passwords {
     pub async fn verify(&self, password: SecretString, hash: Option<String>) -> Result<bool, PasswordError> {
         let known_user = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
-        let matches = self.run(move || verify_blocking(&password, &hash)).await??;
+        let matches = self.run(Lane::SignIn, move || verify_blocking(&password, &hash)).await??;
         Ok(known_user && matches)
     }
 }
@@ -218,7 +291,7 @@ mod tests {
         let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         let jobs = (0..12).map(|_| {
             let (running, peak) = (Arc::clone(&running), Arc::clone(&peak));
-            passwords.run(move || {
+            passwords.run(Lane::SignUp, move || {
                 let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                 peak.fetch_max(now, Ordering::SeqCst);
                 std::thread::sleep(std::time::Duration::from_millis(20));
@@ -241,18 +314,18 @@ mod tests {
         // The only thread is busy until released.
         let busy = tokio::spawn({
             let passwords = passwords.clone();
-            async move { passwords.run(move || hold.recv().is_ok()).await }
+            async move { passwords.run(Lane::SignUp, move || hold.recv().is_ok()).await }
         });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         // One job waits in the queue; its caller gives up before its turn.
         let counted = Arc::clone(&ran);
         let abandoned = tokio::spawn({
             let passwords = passwords.clone();
-            async move { passwords.run(move || counted.fetch_add(1, Ordering::SeqCst)).await }
+            async move { passwords.run(Lane::SignUp, move || counted.fetch_add(1, Ordering::SeqCst)).await }
         });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
 
-        let refused = passwords.run(|| ()).await;
+        let refused = passwords.run(Lane::SignUp, || ()).await;
 
         assert!(matches!(refused, Err(PasswordError::Busy)), "the queue is full: refused at once");
         abandoned.abort();
@@ -261,16 +334,45 @@ mod tests {
         busy.await.unwrap().unwrap();
         // The worker drops the abandoned job when it reaches it, a moment after the
         // busy one finished: the queue has room again from then on.
-        let mut again = passwords.run(|| ()).await;
+        let mut again = passwords.run(Lane::SignUp, || ()).await;
         for _ in 0..100 {
             if again.is_ok() {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            again = passwords.run(|| ()).await;
+            again = passwords.run(Lane::SignUp, || ()).await;
         }
         again.expect("room again");
         assert_eq!(ran.load(Ordering::SeqCst), 0, "the abandoned job never ran");
+    }
+
+    #[tokio::test]
+    async fn sign_ins_get_through_a_full_sign_up_queue_and_go_first() {
+        let passwords = Passwords::with_threads(1, 1).await.unwrap();
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let busy = tokio::spawn({
+            let passwords = passwords.clone();
+            async move { passwords.run(Lane::SignUp, move || hold.recv().is_ok()).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let run = |lane: Lane, name: &'static str| {
+            let (passwords, order) = (passwords.clone(), Arc::clone(&order));
+            tokio::spawn(async move { passwords.run(lane, move || order.lock().unwrap().push(name)).await })
+        };
+        let sign_up = run(Lane::SignUp, "sign-up");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+
+        let flooded = passwords.run(Lane::SignUp, || ()).await;
+        let sign_in = run(Lane::SignIn, "sign-in");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        release.send(()).unwrap();
+
+        assert!(matches!(flooded, Err(PasswordError::Busy)), "the sign-up queue is full");
+        busy.await.unwrap().unwrap();
+        sign_in.await.unwrap().expect("a sign-in is taken although sign-ups are refused");
+        sign_up.await.unwrap().unwrap();
+        assert_eq!(*order.lock().unwrap(), ["sign-in", "sign-up"], "the sign-in went first");
     }
 
     #[test]
