@@ -54,6 +54,10 @@ lines = [
     "protocol), which bounds every storage figure; that is why each endpoint is compared with the driver doing the "
     "same round trips against the same server.",
 ]
+runs = r.get("runs") or []
+if len(runs) > 1:
+    lines += ["", "The figures come from these runs (each keeps the figures of the scenarios it did not run):", ""]
+    lines += [f"- {run['started']}: `{run['command']}` (load average {run['load_at_start']} at its start)" for run in runs]
 if machine.get("lscpu"):
     lines += ["", "```", *machine["lscpu"], "```"]
 

@@ -46,8 +46,14 @@ async fn paying_completes_the_order_and_the_ticket_stays_reserved_for_good() {
     .expect("orders completes the order from payment.created");
     assert_eq!(complete["version"], 1);
     payments.wait_for_replica(&order_id, |r| r.get_str("status").ok() == Some("complete")).await;
-    let held: Value = tickets_http.get(&format!("/api/tickets/{ticket_id}"), None).await.json().await.unwrap();
-    assert_eq!(held["orderId"], order_id.as_str(), "sold: the ticket stays reserved");
+    // Tickets hears of the order on its own consumer, perhaps after the payment went
+    // through: wait for it, then the ticket stays reserved for good.
+    let held = eventually(WAIT, || async {
+        let ticket: Value = tickets_http.get(&format!("/api/tickets/{ticket_id}"), None).await.json().await.ok()?;
+        (ticket["orderId"] == order_id.as_str()).then_some(ticket)
+    })
+    .await;
+    assert!(held.is_some(), "sold: the ticket is reserved by the order");
     let edit =
         tickets_http.put(&format!("/api/tickets/{ticket_id}"), Some(&seller), &json!({"title": "x", "price": 1})).await;
     assert_eq!(edit.status(), 400);
