@@ -71,11 +71,12 @@ fn listeners(backbone: &Backbone, store: &Store, feed: Option<&FeedPublisher>) -
 
 /// Events not yet applied: delivered-but-unacknowledged plus not-yet-delivered messages of
 /// the `durables` ([`Service::durables`]). Zero once a replay has caught up (operators and
-/// the benchmark watch it).
+/// the benchmark watch it). A stream that does not exist yet has nothing to replay; a
+/// missing consumer on an existing stream is an error (not declared again yet).
 pub async fn backlog(bus: &EventBus, durables: &[(Subject, String)]) -> anyhow::Result<u64> {
     let mut total = 0;
     for (subject, name) in durables {
-        let stream = bus.jetstream().get_stream(bus.namespace().stream(subject.stream())).await?;
+        let Some(stream) = bus.existing_stream(subject.stream()).await? else { continue };
         let info = stream.consumer_info(name).await?;
         total += info.num_pending + info.num_ack_pending as u64;
     }
@@ -106,6 +107,29 @@ pub async fn rebuild(config: &Config) -> anyhow::Result<()> {
     let store = Store::new(&backbone.db);
     store.drop_all().await?;
     reset_consumers(&backbone.bus, &listeners(&backbone, &store, None).durables()).await?;
+    backbone.bus.client().drain().await?;
+    Ok(())
+}
+
+/// Follows the replay a [`rebuild`] started until every consumer has caught up, calling
+/// `report(applied, total)` once a second (`total`: the events waiting when the replay
+/// began, plus any published since). Done when the backlog has been empty at two looks in
+/// a row: every event is then handled and acknowledged, so the model is whole. It waits
+/// for as long as no replica has declared the consumers again (`query rebuild` without a
+/// running query service waits for one to start).
+pub async fn follow_replay(config: &Config, mut report: impl FnMut(u64, u64)) -> anyhow::Result<()> {
+    let backbone = Backbone::connect(SERVICE, &without_retryable_writes(config)).await?;
+    let durables = listeners(&backbone, &Store::new(&backbone.db), None).durables();
+    let (mut total, mut last, mut empty_looks) = (0u64, 0u64, 0);
+    while empty_looks < 2 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        // An error: some consumer is not declared again yet.
+        let Ok(waiting) = backlog(&backbone.bus, &durables).await else { continue };
+        total += waiting.saturating_sub(last);
+        last = waiting;
+        report(total - waiting, total);
+        empty_looks = if waiting == 0 { empty_looks + 1 } else { 0 };
+    }
     backbone.bus.client().drain().await?;
     Ok(())
 }

@@ -62,5 +62,13 @@ async fn a_fresh_query_service_rebuilds_the_same_read_model_from_the_streams() {
     assert!(converges(&fresh, &users, &expected).await, "the rebuilt model equals the live one");
 
     query::rebuild(&fresh.config).await.expect("rebuild");
-    assert!(converges(&fresh, &users, &expected).await, "rebuild drops and replays to the same model");
+    let mut looks = Vec::new();
+    tokio::time::timeout(WAIT, query::follow_replay(&fresh.config, |applied, total| looks.push((applied, total))))
+        .await
+        .expect("the replay catches up")
+        .expect("followed");
+    // Caught up means every event handled: the model is whole at once, not eventually.
+    assert_eq!(snapshot(&fresh, &users).await, expected, "rebuild drops and replays to the same model");
+    let &(applied, total) = looks.last().expect("at least one look");
+    assert_eq!(applied, total, "the last look counts every event applied: {looks:?}");
 }
