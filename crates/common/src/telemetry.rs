@@ -176,41 +176,40 @@ pub(crate) fn current_trace() -> Option<TraceParent> {
     let trace_id = current.with_subscriber(|(id, dispatch)| {
         let registry = dispatch.downcast_ref::<tracing_subscriber::Registry>()?;
         let span = registry.span(id)?;
-        span.scope().find_map(|s| s.extensions().get::<SpanInfo>().and_then(|info| info.trace_id.clone()))
+        span.scope().find_map(|s| s.extensions().get::<Fields>().and_then(|info| info.text("trace_id")))
     })??;
     let parsed = TraceParent::parse(&format!("00-{trace_id}-0000000000000001-01"))?;
     let fresh = TraceParent::new_root();
     Some(parsed.child_of(fresh.parent_id))
 }
 
-/// What [`TraceFields`] keeps of a span: its fields, and the two every log line shows.
+/// A span's or an event's fields, as JSON values (what [`TraceFields`] keeps of a span,
+/// and what a log line shows).
 #[derive(Debug, Default)]
-struct SpanInfo {
-    service: Option<String>,
-    trace_id: Option<String>,
-    fields: serde_json::Map<String, serde_json::Value>,
+struct Fields(serde_json::Map<String, serde_json::Value>);
+
+impl Fields {
+    /// A text field (`service`, `trace_id`, `message`).
+    fn text(&self, name: &str) -> Option<String> {
+        self.0.get(name).and_then(serde_json::Value::as_str).map(str::to_owned)
+    }
 }
 
-impl Visit for SpanInfo {
+impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        match field.name() {
-            "service" => self.service = Some(value.to_owned()),
-            "trace_id" => self.trace_id = Some(value.to_owned()),
-            _ => {}
-        }
-        self.fields.insert(field.name().to_owned(), value.into());
+        self.0.insert(field.name().to_owned(), value.into());
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.fields.insert(field.name().to_owned(), value.into());
+        self.0.insert(field.name().to_owned(), value.into());
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.fields.insert(field.name().to_owned(), value.into());
+        self.0.insert(field.name().to_owned(), value.into());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.fields.insert(field.name().to_owned(), value.into());
+        self.0.insert(field.name().to_owned(), value.into());
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
@@ -224,7 +223,7 @@ struct TraceFields;
 
 impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for TraceFields {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut info = SpanInfo::default();
+        let mut info = Fields::default();
         attrs.record(&mut info);
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(info);
@@ -233,7 +232,7 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for TraceFields {
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id)
-            && let Some(info) = span.extensions_mut().get_mut::<SpanInfo>()
+            && let Some(info) = span.extensions_mut().get_mut::<Fields>()
         {
             values.record(info);
         }
@@ -243,60 +242,29 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for TraceFields {
 /// The JSON shape of every log line (see the module's documentation).
 struct JsonLines;
 
-#[derive(Default)]
-struct EventFields {
-    message: Option<String>,
-    fields: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Visit for EventFields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message = Some(value.to_owned());
-        } else {
-            self.fields.insert(field.name().to_owned(), value.into());
-        }
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.fields.insert(field.name().to_owned(), value.into());
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.fields.insert(field.name().to_owned(), value.into());
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.fields.insert(field.name().to_owned(), value.into());
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.record_str(field, &format!("{value:?}"));
-    }
-}
-
 impl<S, N> FormatEvent<S, N> for JsonLines
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
-        let mut fields = EventFields::default();
+        let mut fields = Fields::default();
         event.record(&mut fields);
+        let message = fields.0.remove("message");
         let mut service = None;
         let mut trace_id = None;
         let mut span_json = None;
         if let Some(scope) = ctx.event_scope() {
             for span in scope {
                 let extensions = span.extensions();
-                let Some(info) = extensions.get::<SpanInfo>() else { continue };
+                let Some(info) = extensions.get::<Fields>() else { continue };
                 if span_json.is_none() {
-                    let mut object = info.fields.clone();
+                    let mut object = info.0.clone();
                     object.insert("name".into(), span.name().into());
                     span_json = Some(serde_json::Value::Object(object));
                 }
-                service = service.or_else(|| info.service.clone());
-                trace_id = trace_id.or_else(|| info.trace_id.clone());
+                service = service.or_else(|| info.text("service"));
+                trace_id = trace_id.or_else(|| info.text("trace_id"));
             }
         }
         let timestamp =
@@ -312,8 +280,8 @@ where
             line.insert("trace_id".into(), trace_id.into());
         }
         line.insert("target".into(), event.metadata().target().into());
-        line.insert("message".into(), fields.message.unwrap_or_default().into());
-        for (key, value) in fields.fields {
+        line.insert("message".into(), message.unwrap_or_else(|| "".into()));
+        for (key, value) in fields.0 {
             line.entry(key).or_insert(value);
         }
         if let Some(span) = span_json {
