@@ -488,6 +488,60 @@ async fn every_page_signed_in_and_out_has_no_serious_accessibility_violation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blog_signed_in_and_out_has_no_serious_accessibility_violation() {
+    let platform = support::blog_platform().await;
+    let driver = Driver::start().await;
+    let mut problems = Vec::new();
+    let anonymous = driver.browser(Browser::default()).await;
+    let reader = driver.browser(Browser::default()).await;
+    go(&anonymous, &platform, "/blog").await;
+    inspect(&anonymous, "blog-empty", &mut problems).await;
+
+    // A post with an approved and a rejected comment, written through the API.
+    let writer = platform.user("writer@test.com").await;
+    let api = |path: &str, body: serde_json::Value| {
+        platform.http.post(platform.url(path)).header("cookie", &writer).json(&body).send()
+    };
+    let post: serde_json::Value =
+        api("/api/posts", serde_json::json!({"title": "Notes from the first night of the tour"}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let comments = format!("/api/posts/{}/comments", post["id"].as_str().unwrap());
+    for content in ["What a show, the encore was worth the wait.", "The orange lights were too bright."] {
+        // The comments service learns of the post from post.created, a moment later.
+        let sent = common::testing::eventually(Duration::from_secs(15), || async {
+            let response = api(&comments, serde_json::json!({"content": content})).await.ok()?;
+            (response.status() == 201).then_some(())
+        })
+        .await;
+        assert!(sent.is_some(), "the comment {content:?} was never taken");
+    }
+    let moderated = common::testing::eventually(Duration::from_secs(15), || async {
+        let posts: serde_json::Value =
+            platform.http.get(platform.url("/api/query/posts")).send().await.ok()?.json().await.ok()?;
+        let statuses: Vec<&str> =
+            posts[0]["comments"].as_array()?.iter().filter_map(|c| c["status"].as_str()).collect();
+        (statuses.len() == 2 && !statuses.contains(&"pending")).then_some(())
+    })
+    .await;
+    assert!(moderated.is_some(), "both comments moderated");
+
+    go(&anonymous, &platform, "/blog").await;
+    inspect(&anonymous, "blog-signed-out", &mut problems).await;
+    sign_up(&reader, &platform, "reader@test.com").await;
+    go(&reader, &platform, "/blog").await;
+    inspect(&reader, "blog", &mut problems).await;
+
+    for c in [anonymous, reader] {
+        c.close().await.unwrap();
+    }
+    assert!(problems.is_empty(), "axe-core found serious or critical violations:\n{}", problems.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_listing_and_ticket_page_show_a_reservation_made_elsewhere_without_a_reload() {
     let platform = platform(WINDOW).await;
     let seller = platform.user("seller@test.com").await;
