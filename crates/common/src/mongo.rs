@@ -1,4 +1,5 @@
-//! MongoDB: connecting with retries at start-up, pinging, and classifying driver errors.
+//! MongoDB: connecting with retries at start-up, pinging, classifying driver errors, and
+//! counting what the process asks of the server ([`CommandMetrics`]).
 
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ pub async fn connect(settings: &MongoSettings, app_name: &str) -> anyhow::Result
     if !settings.retry_writes {
         options.retry_writes = Some(false);
     }
+    options.command_event_handler = Some(CommandMetrics::global().handler());
     let client = Client::with_options(options)?;
     let db = client.database(&settings.database);
 
@@ -151,7 +153,60 @@ where
 
 /// A short, jittered pause so that conflicting transactions stop colliding.
 async fn transaction_backoff(attempt: u32) {
+    CommandMetrics::global().transaction_retries.inc();
     let base = 5u64 << attempt.min(6);
     let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % base.max(1);
     tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+}
+
+/// The labels of `mongo_commands_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct CommandLabels {
+    /// `find`, `insert`, `update`, `findAndModify`, `commitTransaction`...
+    pub command: String,
+    /// The collection the command names, empty for those naming none (a commit).
+    pub collection: String,
+}
+
+/// What this process asks of the database, for operators and for profiling a workload:
+/// `mongo_commands_total{command, collection}` (every round trip, counted as it starts)
+/// and `mongo_transaction_retries_total` (transactions run again after a transient error,
+/// mostly write conflicts: contention made visible). One per process, because the driver
+/// is configured before a service's registry exists; [`crate::service::Backbone`]
+/// registers it.
+#[derive(Clone, Debug, Default)]
+pub struct CommandMetrics {
+    pub commands:
+        prometheus_client::metrics::family::Family<CommandLabels, prometheus_client::metrics::counter::Counter>,
+    pub transaction_retries: prometheus_client::metrics::counter::Counter,
+}
+
+impl CommandMetrics {
+    pub fn global() -> &'static Self {
+        static METRICS: std::sync::OnceLock<CommandMetrics> = std::sync::OnceLock::new();
+        METRICS.get_or_init(Self::default)
+    }
+
+    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "mongo_commands",
+            "Commands sent to MongoDB (round trips), by command and collection",
+            self.commands.clone(),
+        );
+        registry.register(
+            "mongo_transaction_retries",
+            "Transactions run again after a transient error (a write conflict with a concurrent one)",
+            self.transaction_retries.clone(),
+        );
+    }
+
+    /// The driver's command monitor: counts each command as it starts.
+    fn handler(&'static self) -> mongodb::event::EventHandler<mongodb::event::command::CommandEvent> {
+        mongodb::event::EventHandler::callback(move |event| {
+            if let mongodb::event::command::CommandEvent::Started(started) = event {
+                let collection = started.command.get_str(&started.command_name).unwrap_or_default().to_owned();
+                self.commands.get_or_create(&CommandLabels { command: started.command_name, collection }).inc();
+            }
+        })
+    }
 }

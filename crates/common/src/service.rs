@@ -231,6 +231,7 @@ impl Backbone {
         };
         let startup_timeout = mongo.startup_timeout.max(nats.startup_timeout);
         let pruner = crate::retention::Pruner::new(mongo.retention.clone(), metrics.registry());
+        crate::mongo::CommandMetrics::global().register(metrics.registry());
         Ok(Self {
             name,
             db,

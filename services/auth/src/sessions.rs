@@ -298,18 +298,20 @@ impl SessionStore {
             let at = now_second().max(doc.last_iat).max(doc.tokens_valid_after);
             let mut set = doc! { "tokensValidAfter": at };
             let (user_id, time) = (user.to_hex(), revocation_time(at));
-            let because = match &why {
-                Revocation::SignOutEverywhere => {
-                    this.outbox.stage(session, &UserSessionsRevoked { user_id, at: time }).await?;
-                    "signed out everywhere"
-                }
+            let (because, staged) = match &why {
+                Revocation::SignOutEverywhere => (
+                    "signed out everywhere",
+                    this.outbox.stage(session, &UserSessionsRevoked { user_id, at: time }).await?,
+                ),
                 Revocation::Ban { reason } => {
                     set.insert("bannedAt", bson::DateTime::now());
                     if let Some(reason) = reason {
                         set.insert("banReason", reason);
                     }
-                    this.outbox.stage(session, &UserBanned { user_id, at: time, reason: reason.clone() }).await?;
-                    "banned"
+                    (
+                        "banned",
+                        this.outbox.stage(session, &UserBanned { user_id, at: time, reason: reason.clone() }).await?,
+                    )
                 }
             };
             this.users.update_one(doc! { "_id": user }, doc! { "$set": set }).session(&mut *session).await?;
@@ -320,13 +322,13 @@ impl SessionStore {
                 )
                 .session(&mut *session)
                 .await?;
-            Ok(Some(Revoked { at }))
+            Ok(Some((Revoked { at }, staged)))
         })
         .await?;
-        if revoked.is_some() {
-            self.outbox.notify();
-        }
-        Ok(revoked)
+        Ok(revoked.map(|(revoked, staged)| {
+            self.outbox.committed([staged]);
+            revoked
+        }))
     }
 
     /// Lifts a ban and publishes `user.unbanned`. `None` for an unknown user; `Some(false)`
@@ -338,7 +340,7 @@ impl SessionStore {
                 return Ok(None);
             };
             if !doc.is_banned() {
-                return Ok(Some(false));
+                return Ok(Some(None));
             }
             this.users
                 .update_one(doc! { "_id": user }, doc! { "$unset": { "bannedAt": "", "banReason": "" } })
@@ -347,14 +349,15 @@ impl SessionStore {
             let at = time::OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default();
-            this.outbox.stage(session, &UserUnbanned { user_id: user.to_hex(), at }).await?;
-            Ok(Some(true))
+            let staged = this.outbox.stage(session, &UserUnbanned { user_id: user.to_hex(), at }).await?;
+            Ok(Some(Some(staged)))
         })
         .await?;
-        if lifted == Some(true) {
-            self.outbox.notify();
-        }
-        Ok(lifted)
+        Ok(lifted.map(|staged| {
+            let lifted = staged.is_some();
+            self.outbox.committed(staged);
+            lifted
+        }))
     }
 
     async fn insert_token(

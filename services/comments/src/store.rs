@@ -118,12 +118,12 @@ impl Store {
             user_id: comment.user_id.clone(),
         };
         let (this, doc) = (self.clone(), comment.clone());
-        common::mongo::transaction(&self.client, async move |session| {
+        let staged = common::mongo::transaction(&self.client, async move |session| {
             this.comments.insert_one(&doc).session(&mut *session).await?;
             this.outbox.stage(session, &event).await
         })
         .await?;
-        self.outbox.notify();
+        self.outbox.committed([staged]);
         Ok(comment)
     }
 
@@ -142,16 +142,15 @@ impl Store {
                 .session(&mut *session)
                 .await?;
             if let Some(comment) = changed {
-                this.outbox.stage(session, &comment.updated_event()).await?;
-                return Ok(Moderation::Changed(comment));
+                let staged = this.outbox.stage(session, &comment.updated_event()).await?;
+                return Ok((Moderation::Changed(comment), Some(staged)));
             }
             let exists = this.comments.find_one(doc! { "_id": id }).session(&mut *session).await?.is_some();
-            Ok(if exists { Moderation::Stale } else { Moderation::UnknownComment })
+            Ok((if exists { Moderation::Stale } else { Moderation::UnknownComment }, None))
         })
         .await?;
-        if matches!(outcome, Moderation::Changed(_)) {
-            self.outbox.notify();
-        }
+        let (outcome, staged) = outcome;
+        self.outbox.committed(staged);
         Ok(outcome)
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bson::doc;
 use common::events::ExpirationComplete;
-use common::events::outbox::Outbox;
+use common::events::outbox::{Outbox, Staged};
 use futures::TryStreamExt;
 use mongodb::options::UpdateOptions;
 use mongodb::{Client, Collection, Database, IndexModel};
@@ -216,20 +216,20 @@ impl Schedules {
             .await?;
         let mut fired = 0;
         for schedule in due {
-            if self.fire(&schedule.order_id).await? {
+            if let Some(staged) = self.fire(&schedule.order_id).await? {
+                self.outbox.committed([staged]);
                 fired += 1;
             }
         }
         if fired > 0 {
             self.fired.inc_by(fired as u64);
-            self.outbox.notify();
         }
         Ok(fired)
     }
 
-    /// Moves one schedule from pending to fired and stages its event; false if another
+    /// Moves one schedule from pending to fired and stages its event; `None` if another
     /// replica (or a cancellation) got there first.
-    async fn fire(&self, order_id: &str) -> mongodb::error::Result<bool> {
+    async fn fire(&self, order_id: &str) -> mongodb::error::Result<Option<Staged>> {
         let (this, order_id) = (self.clone(), order_id.to_owned());
         common::mongo::transaction(&self.client, async move |session| {
             let moved = this
@@ -241,10 +241,9 @@ impl Schedules {
                 .session(&mut *session)
                 .await?;
             if moved.modified_count == 0 {
-                return Ok(false);
+                return Ok(None);
             }
-            this.outbox.stage(session, &ExpirationComplete { order_id: order_id.clone() }).await?;
-            Ok(true)
+            this.outbox.stage(session, &ExpirationComplete { order_id: order_id.clone() }).await.map(Some)
         })
         .await
     }

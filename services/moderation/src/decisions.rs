@@ -86,14 +86,16 @@ impl Decisions {
                 .session(&mut *session)
                 .await?;
             if result.upserted_id.is_none() {
-                return Ok(false);
+                return Ok(None);
             }
-            outbox.stage(session, &event).await?;
-            Ok(true)
+            outbox.stage(session, &event).await.map(Some)
         })
         .await?;
+        let decided = decided.is_some_and(|staged| {
+            self.outbox.committed([staged]);
+            true
+        });
         if decided {
-            self.outbox.notify();
             self.decided.get_or_create(&StatusLabel { status: status.as_str() }).inc();
         }
         Ok(decided)

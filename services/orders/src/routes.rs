@@ -109,14 +109,23 @@ async fn create(
     ValidatedJson(body): ValidatedJson<NewOrder>,
 ) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     let ticket_id = object_id(&body.ticket_id.unwrap_or_default())?;
+    let own = || ApiError::BadRequest("Cannot buy your own ticket".into());
+    let reserved = || ApiError::BadRequest("Ticket is already reserved".into());
+    // Refused without reading the database when this replica saw the ticket held a moment
+    // ago (the common case in a sale: most attempts are for tickets just reserved). An
+    // attempt waits for this replica's attempts on the same ticket before it, so a ticket
+    // one of them reserved is refused here too.
+    let _claim = state.store.claim(ticket_id).await;
+    if let Some(taken) = state.store.taken().get(ticket_id) {
+        return Err(if taken.seller.as_deref() == Some(user.id.as_str()) { own() } else { reserved() });
+    }
     let ticket = state.store.find_ticket(ticket_id).await?.ok_or(ApiError::NotFound)?;
     if ticket.user_id.as_deref() == Some(user.id.as_str()) {
-        return Err(ApiError::BadRequest("Cannot buy your own ticket".into()));
+        return Err(own());
     }
-    let reserved = || ApiError::BadRequest("Ticket is already reserved".into());
-    // Refused without a transaction when the replica already knows it is taken (the
-    // common case in a sale: most attempts are for tickets just reserved).
+    // Refused without a transaction when the replica already knows it is taken.
     if ticket.reserved_by.is_some() {
+        state.store.taken().insert(ticket.id, ticket.user_id.clone());
         return Err(reserved());
     }
     let expires_at = time::OffsetDateTime::now_utc() + state.expiration_window;

@@ -6,6 +6,10 @@
 //! ticket conflict, so exactly one order gets it. Cancelling frees the slot in the same
 //! transaction that cancels the order; completing keeps it (the ticket is sold).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use bson::doc;
 use bson::oid::ObjectId;
 use common::events::outbox::Outbox;
@@ -15,6 +19,7 @@ use common::events::{
 };
 use common::money::Price;
 use futures::TryStreamExt;
+use mongodb::options::ReturnDocument;
 use mongodb::{Client, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
@@ -87,7 +92,15 @@ pub struct Store {
     /// and so conflict, which makes the per-buyer limit exact.
     buyers: Collection<bson::Document>,
     outbox: Outbox,
+    /// Tickets this replica knows to be held, refused without a database read.
+    taken: TakenTickets,
+    /// One reservation attempt per ticket at a time in this replica.
+    claims: Claims,
 }
+
+/// Abandons a reservation's transaction: the buyer holds the most reservations allowed.
+#[derive(Debug)]
+struct TooManyReservations;
 
 impl Store {
     pub fn new(db: &Database, outbox: Outbox) -> Self {
@@ -97,7 +110,19 @@ impl Store {
             tickets: db.collection("tickets"),
             buyers: db.collection("buyers"),
             outbox,
+            taken: TakenTickets::default(),
+            claims: Claims::default(),
         }
+    }
+
+    /// Waits until no other attempt of this replica is reserving `ticket` (see [`Claims`]).
+    pub async fn claim(&self, ticket: ObjectId) -> Claim {
+        self.claims.claim(ticket).await
+    }
+
+    /// The tickets this replica knows to be held (see [`TakenTickets`]).
+    pub fn taken(&self) -> &TakenTickets {
+        &self.taken
     }
 
     pub fn outbox(&self) -> &Outbox {
@@ -161,19 +186,9 @@ impl Store {
         };
         let this = self.clone();
         let reserved = common::mongo::transaction(&self.client, async move |session| {
-            let active = this
-                .buyers
-                .find_one(doc! { "_id": &order.user_id })
-                .session(&mut *session)
-                .await?
-                .and_then(|buyer| buyer.get_i64("active").ok())
-                .unwrap_or(0);
-            if u64::try_from(active).unwrap_or(0) >= max_active {
-                return Ok(Reservation::TooMany);
-            }
-            // The atomic claim: only an empty slot can be taken. Concurrent claims on one
-            // ticket write the same document, so all but one transaction conflict and
-            // retry, then find the slot taken.
+            // The atomic claim first: only an empty slot can be taken. Concurrent claims on
+            // one ticket write the same document, so all but one transaction conflict and
+            // retry, then find the slot taken, having done nothing else.
             let claim = this
                 .tickets
                 .update_one(
@@ -183,22 +198,37 @@ impl Store {
                 .session(&mut *session)
                 .await?;
             if claim.modified_count == 0 {
-                return Ok(Reservation::Taken);
+                return Ok((Reservation::Taken, None));
+            }
+            // The buyer's count, incremented and read in one round trip. A concurrent
+            // reservation of the same buyer writes this document too: one of the two
+            // conflicts, retries, and counts the other. Over the limit, the transaction is
+            // abandoned, so nothing of it is written.
+            let active = this
+                .buyers
+                .find_one_and_update(doc! { "_id": &order.user_id }, doc! { "$inc": { "active": 1_i64 } })
+                .upsert(true)
+                .return_document(ReturnDocument::After)
+                .session(&mut *session)
+                .await?
+                .and_then(|buyer| buyer.get_i64("active").ok())
+                .unwrap_or(1);
+            if u64::try_from(active).unwrap_or(u64::MAX) > max_active {
+                return Err(mongodb::error::Error::custom(TooManyReservations));
             }
             this.orders.insert_one(&order).session(&mut *session).await?;
-            // A concurrent reservation of the same buyer writes this document too: one of
-            // the two conflicts, retries, and reads the other's count.
-            this.buyers
-                .update_one(doc! { "_id": &order.user_id }, doc! { "$inc": { "active": 1_i64 } })
-                .upsert(true)
-                .session(&mut *session)
-                .await?;
-            this.outbox.stage(session, &event).await?;
-            Ok(Reservation::Reserved(order.clone()))
+            let staged = this.outbox.stage(session, &event).await?;
+            Ok((Reservation::Reserved(order.clone()), Some(staged)))
         })
-        .await?;
-        if matches!(reserved, Reservation::Reserved(_)) {
-            self.outbox.notify();
+        .await;
+        let (reserved, staged) = match reserved {
+            Err(err) if err.get_custom::<TooManyReservations>().is_some() => (Reservation::TooMany, None),
+            other => other?,
+        };
+        self.outbox.committed(staged);
+        match &reserved {
+            Reservation::Reserved(_) | Reservation::Taken => self.taken.insert(ticket.id, ticket.user_id.clone()),
+            Reservation::TooMany => {}
         }
         Ok(reserved)
     }
@@ -246,7 +276,7 @@ impl Store {
                 )
                 .session(&mut *session)
                 .await?;
-            match &event {
+            let staged = match &event {
                 StatusEvent::Cancelled(cancelled) => {
                     this.tickets
                         .update_one(
@@ -255,19 +285,20 @@ impl Store {
                         )
                         .session(&mut *session)
                         .await?;
-                    this.outbox.stage(session, cancelled).await?;
+                    this.outbox.stage(session, cancelled).await?
                 }
-                StatusEvent::Completed(completed) => {
-                    this.outbox.stage(session, completed).await?;
-                }
-            }
-            Ok(Some(next.clone()))
+                StatusEvent::Completed(completed) => this.outbox.stage(session, completed).await?,
+            };
+            Ok(Some((next.clone(), staged)))
         })
         .await?;
-        if changed.is_some() {
-            self.outbox.notify();
-        }
-        Ok(changed)
+        Ok(changed.map(|(order, staged)| {
+            self.outbox.committed([staged]);
+            if order.status == OrderStatus::Cancelled {
+                self.taken.forget(order.ticket_id);
+            }
+            order
+        }))
     }
 
     /// `ticket.created`: the replica starts at the event's version. A redelivery finds it
@@ -297,7 +328,175 @@ impl Store {
     }
 }
 
+/// Tickets this replica knows to be held, so that the refusals of a sale cost no database
+/// read: in a flash sale most reservation attempts are for tickets taken a moment ago,
+/// which the buyers' listing still showed as available.
+///
+/// A ticket is remembered when this replica reserves it or finds it held, for
+/// [`TakenTickets::KEPT`], and forgotten as soon as this replica cancels its order. Another
+/// replica's cancellation is noticed when the entry lapses: until then this replica refuses
+/// a ticket that is free again, never the opposite, so the cache can cost a buyer a retry
+/// but never a double booking. At most [`TakenTickets::MAX`] entries are kept.
+#[derive(Clone, Debug, Default)]
+pub struct TakenTickets(Arc<Mutex<HashMap<ObjectId, Taken>>>);
+
+/// Until when a ticket is known to be held, and whose ticket it is (its seller).
+#[derive(Clone, Debug)]
+pub struct Taken {
+    until: Instant,
+    pub seller: Option<String>,
+}
+
+impl TakenTickets {
+    /// How long a held ticket is remembered.
+    pub const KEPT: Duration = Duration::from_secs(1);
+    /// The most tickets remembered at once (lapsed entries are dropped first).
+    pub const MAX: usize = 100_000;
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectId, Taken>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The ticket, if it was seen held within the last [`TakenTickets::KEPT`].
+    pub fn get(&self, ticket: ObjectId) -> Option<Taken> {
+        let now = Instant::now();
+        self.entries().get(&ticket).filter(|taken| taken.until > now).cloned()
+    }
+
+    /// The ticket was seen held just now.
+    pub fn insert(&self, ticket: ObjectId, seller: Option<String>) {
+        let now = Instant::now();
+        let mut entries = self.entries();
+        if entries.len() >= Self::MAX {
+            entries.retain(|_, taken| taken.until > now);
+            if entries.len() >= Self::MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(ticket, Taken { until: now + Self::KEPT, seller });
+    }
+
+    /// This replica freed the ticket.
+    pub fn forget(&self, ticket: ObjectId) {
+        self.entries().remove(&ticket);
+    }
+
+    /// Tickets remembered now (lapsed ones included until they are dropped).
+    pub fn len(&self) -> usize {
+        self.entries().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Reservation attempts for one ticket, one at a time within a replica. In a sale dozens
+/// of buyers try the same ticket within milliseconds; in the database all but one of their
+/// transactions would conflict and retry, each costing round trips on the one server every
+/// service shares. Here the first attempt runs, the others wait for it, and find the ticket
+/// in [`TakenTickets`] when it won. Attempts through other replicas still meet in the
+/// database, where the claim is decided as before: this only saves work.
+#[derive(Clone, Debug, Default)]
+pub struct Claims(Arc<Mutex<HashMap<ObjectId, Arc<tokio::sync::Mutex<()>>>>>);
+
+/// The right to attempt a reservation of a ticket, until dropped.
+#[derive(Debug)]
+pub struct Claim {
+    claims: Claims,
+    ticket: ObjectId,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Claims {
+    fn gates(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectId, Arc<tokio::sync::Mutex<()>>>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The longest an attempt waits for those before it. Past it (the database is slow or
+    /// away) it goes ahead on its own, so that one stuck attempt cannot queue the others.
+    pub const MAX_WAIT: Duration = Duration::from_secs(1);
+
+    /// Waits for the attempts on `ticket` before this one (at most [`Claims::MAX_WAIT`]).
+    pub async fn claim(&self, ticket: ObjectId) -> Claim {
+        let gate = self.gates().entry(ticket).or_default().clone();
+        let held = tokio::time::timeout(Self::MAX_WAIT, gate.clone().lock_owned()).await.ok();
+        Claim { claims: self.clone(), ticket, gate, held }
+    }
+
+    /// Tickets with an attempt running or waiting.
+    pub fn len(&self) -> usize {
+        self.gates().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut gates = self.claims.gates();
+        drop(self.held.take()); // the guard holds the gate too
+        // Only the map's and this claim's: nobody else waits, so the entry goes. (Others
+        // take their clone under the map's lock, so none can appear meanwhile.)
+        if Arc::strong_count(&self.gate) == 2 {
+            gates.remove(&self.ticket);
+        }
+    }
+}
+
 /// RFC 3339 with milliseconds, UTC (`2026-01-01T00:00:00.000Z`).
 pub fn rfc3339(at: bson::DateTime) -> String {
     at.try_to_rfc3339_string().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn attempts_on_one_ticket_take_turns_and_leave_nothing_behind() {
+        let claims = Claims::default();
+        let (hot, other) = (ObjectId::new(), ObjectId::new());
+        let first = claims.claim(hot).await;
+        let mut second = Box::pin(claims.claim(hot));
+        let waited = tokio::time::timeout(Duration::from_millis(10), &mut second).await;
+        assert!(waited.is_err(), "the second attempt waits for the first");
+        let elsewhere = tokio::time::timeout(Duration::from_millis(1), claims.claim(other)).await;
+        assert!(elsewhere.is_ok(), "another ticket does not wait");
+        drop(elsewhere);
+        drop(first);
+        let second = second.await;
+        assert!(second.held.is_some(), "the turn passed on");
+        drop(second);
+        assert!(claims.is_empty(), "no entry outlives its attempts");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_stuck_longer_than_the_wait_does_not_hold_up_the_next() {
+        let claims = Claims::default();
+        let ticket = ObjectId::new();
+        let stuck = claims.claim(ticket).await;
+        let started = tokio::time::Instant::now();
+        let next = claims.claim(ticket).await;
+        assert_eq!(started.elapsed(), Claims::MAX_WAIT);
+        assert!(next.held.is_none(), "it went ahead without the turn");
+        drop((stuck, next));
+        assert!(claims.is_empty());
+    }
+
+    #[test]
+    fn a_held_ticket_is_remembered_for_a_second_and_forgotten_when_freed_here() {
+        let taken = TakenTickets::default();
+        let (ticket, freed) = (ObjectId::new(), ObjectId::new());
+        taken.insert(ticket, Some("seller".into()));
+        taken.insert(freed, None);
+        assert_eq!(taken.get(ticket).and_then(|t| t.seller), Some("seller".into()));
+        taken.forget(freed);
+        assert!(taken.get(freed).is_none());
+        taken.0.lock().unwrap().get_mut(&ticket).unwrap().until = Instant::now();
+        assert!(taken.get(ticket).is_none(), "a lapsed entry is not used");
+    }
 }

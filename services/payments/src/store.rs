@@ -316,17 +316,16 @@ impl Store {
                 .session(&mut *session)
                 .await?;
             if !still_open {
-                return Ok(Recorded::OrderCancelled);
+                return Ok((Recorded::OrderCancelled, None));
             }
             let event =
                 PaymentCreated { id: payment_id.to_hex(), order_id: order_id.to_hex(), charge_id: charge.id.clone() };
-            this.outbox.stage(session, &event).await?;
-            Ok(Recorded::Paid)
+            let staged = this.outbox.stage(session, &event).await?;
+            Ok((Recorded::Paid, Some(staged)))
         })
         .await?;
-        if recorded == Recorded::Paid {
-            self.outbox.notify();
-        }
+        let (recorded, staged) = recorded;
+        self.outbox.committed(staged);
         Ok(recorded)
     }
 

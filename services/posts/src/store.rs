@@ -45,12 +45,12 @@ impl Store {
         let event =
             PostCreated { id: post.id.to_hex(), version: 0, title: post.title.clone(), user_id: post.user_id.clone() };
         let (this, doc) = (self.clone(), post.clone());
-        common::mongo::transaction(&self.client, async move |session| {
+        let staged = common::mongo::transaction(&self.client, async move |session| {
             this.posts.insert_one(&doc).session(&mut *session).await?;
             this.outbox.stage(session, &event).await
         })
         .await?;
-        self.outbox.notify();
+        self.outbox.committed([staged]);
         Ok(post)
     }
 }

@@ -8,12 +8,21 @@
 //! - **Payments** are kept in their own collection and joined when orders are read, so a
 //!   `payment.created` that arrives before its order is never lost.
 //! - Titles are also stored as lower-case words for case-insensitive word search.
+//! - **Listing reads are shared**: requests for the same page that arrive while a read of
+//!   it is in flight get that read's answer instead of starting their own
+//!   ([`SharedReads`]). In a sale every buyer asks for the same first page at once. Such an
+//!   answer is at most one read's duration older than a read of its own would be; the
+//!   read model is asynchronous anyway, behind its events by more than that.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use bson::{Document, doc};
 use common::events::versioning::{ReplicaOutcome, apply_to_replica};
 use common::events::{OrderCreated, OrderStatus, PaymentCreated, TicketCreated, TicketUpdated};
 use common::money::Price;
-use futures::TryStreamExt;
+use futures::future::{BoxFuture, Shared};
+use futures::{FutureExt, TryStreamExt};
 use mongodb::options::IndexOptions;
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
@@ -23,7 +32,7 @@ use serde::{Deserialize, Serialize};
 pub const COLLECTIONS: [&str; 6] = ["tickets", "orders", "payments", "status_locks", "posts", "comments"];
 
 /// A ticket's sale status in the read model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TicketStatus {
     Available,
@@ -132,7 +141,7 @@ impl From<&TicketUpdated> for TicketView {
 }
 
 /// A page of tickets.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct TicketFilter {
     pub status: Option<TicketStatus>,
     /// Every word must be in the title.
@@ -151,6 +160,35 @@ pub struct Store {
     orders: Collection<OrderView>,
     payments: Collection<PaymentView>,
     locks: Collection<Document>,
+    reads: SharedReads,
+}
+
+/// One page's read in flight: the task's answer, shared by every request that asked for
+/// the page meanwhile.
+type PageRead = Shared<BoxFuture<'static, Result<Arc<Vec<TicketView>>, mongodb::error::Error>>>;
+
+/// The listing reads in flight, by page ([`Store::tickets`]). A read runs in its own task,
+/// so it completes (and leaves this map) even when every request waiting for it is gone.
+#[derive(Clone, Debug, Default)]
+pub struct SharedReads {
+    in_flight: Arc<Mutex<HashMap<TicketFilter, PageRead>>>,
+    started: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SharedReads {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TicketFilter, PageRead>> {
+        self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Reads in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Reads started since the store was made (requests that waited for one are not).
+    pub fn started(&self) -> u64 {
+        self.started.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl Store {
@@ -162,7 +200,13 @@ impl Store {
             orders: db.collection("orders"),
             payments: db.collection("payments"),
             locks: db.collection("status_locks"),
+            reads: SharedReads::default(),
         }
+    }
+
+    /// The listing reads in flight (see [`SharedReads`]).
+    pub fn shared_reads(&self) -> &SharedReads {
+        &self.reads
     }
 
     pub async fn ensure_indexes(&self) -> mongodb::error::Result<()> {
@@ -200,8 +244,32 @@ impl Store {
         self.tickets.find_one(doc! { "_id": id }).await
     }
 
-    /// Tickets in id order (stable, and new tickets never shift earlier pages).
+    /// Tickets in id order (stable, and new tickets never shift earlier pages). A request
+    /// for a page already being read waits for that read ([`SharedReads`]).
     pub async fn tickets(&self, filter: &TicketFilter) -> mongodb::error::Result<Vec<TicketView>> {
+        let read = self
+            .reads
+            .lock()
+            .entry(filter.clone())
+            .or_insert_with(|| {
+                let (this, filter) = (self.clone(), filter.clone());
+                self.reads.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let task = tokio::spawn(async move {
+                    let page = this.read_tickets(&filter).await.map(Arc::new);
+                    this.reads.lock().remove(&filter);
+                    page
+                });
+                async move {
+                    task.await.unwrap_or_else(|err| Err(mongodb::error::Error::custom(Arc::new(err.to_string()))))
+                }
+                .boxed()
+                .shared()
+            })
+            .clone();
+        read.await.map(Arc::unwrap_or_clone)
+    }
+
+    async fn read_tickets(&self, filter: &TicketFilter) -> mongodb::error::Result<Vec<TicketView>> {
         let mut query = Document::new();
         if let Some(status) = filter.status {
             query.insert("status", status.as_str());

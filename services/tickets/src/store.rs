@@ -6,7 +6,7 @@
 
 use bson::oid::ObjectId;
 use bson::{Document, doc};
-use common::events::outbox::Outbox;
+use common::events::outbox::{Outbox, Staged};
 use common::events::versioning::owner_filter;
 use common::events::{TicketCreated, TicketUpdated};
 use common::money::Price;
@@ -120,12 +120,12 @@ impl Store {
             user_id: ticket.user_id.clone(),
         };
         let (this, doc) = (self.clone(), ticket.clone());
-        common::mongo::transaction(&self.client, async move |session| {
+        let staged = common::mongo::transaction(&self.client, async move |session| {
             this.tickets.insert_one(&doc).session(&mut *session).await?;
             this.outbox.stage(session, &event).await
         })
         .await?;
-        self.outbox.notify();
+        self.outbox.committed([staged]);
         Ok(ticket)
     }
 
@@ -147,10 +147,10 @@ impl Store {
             change_in(session, &this.tickets, &this.outbox, filter.clone(), update.clone(), next.clone()).await
         })
         .await?;
-        if changed.is_some() {
-            self.outbox.notify();
-        }
-        Ok(changed)
+        Ok(changed.map(|(ticket, staged)| {
+            self.outbox.committed([staged]);
+            ticket
+        }))
     }
 
     /// `order.created`: reserves the ticket for the order and stages `ticket.updated`.
@@ -161,29 +161,40 @@ impl Store {
             // this transaction instead of slipping past it.
             let mark = mark_order(session, &this.marks, &order_id, doc! { "seenCreated": true }).await?;
             if mark.cancelled {
-                return Ok(Reservation::Unchanged);
+                return Ok((Reservation::Unchanged, None));
             }
+            // The claim and the read of the new state in one round trip: the update only
+            // matches a free ticket, and increments the version exactly once.
+            let claimed = this
+                .tickets
+                .find_one_and_update(
+                    doc! { "_id": ticket_id, "orderId": null },
+                    doc! { "$set": { "orderId": &order_id }, "$inc": { "version": 1 } },
+                )
+                .return_document(ReturnDocument::After)
+                .session(&mut *session)
+                .await?;
+            if let Some(ticket) = claimed {
+                let staged = this.outbox.stage(session, &ticket.updated_event()).await?;
+                return Ok((Reservation::Changed(ticket), Some(staged)));
+            }
+            // Not free: why (a redelivery, another holder, no such ticket). The snapshot
+            // is the claim's, so the ticket is held here.
             let Some(ticket) = this.tickets.find_one(doc! { "_id": ticket_id }).session(&mut *session).await? else {
-                return Ok(Reservation::UnknownTicket);
+                return Ok((Reservation::UnknownTicket, None));
             };
-            match &ticket.order_id {
-                Some(holder) if *holder == order_id => return Ok(Reservation::Unchanged),
-                Some(holder) => return Ok(Reservation::HeldByAnother(holder.clone())),
-                None => {}
-            }
-            let mut filter = owner_filter(ticket.id, ticket.version);
-            filter.insert("orderId", bson::Bson::Null);
-            let update = doc! { "$set": { "orderId": &order_id }, "$inc": { "version": 1 } };
-            let next = Ticket { order_id: Some(order_id.clone()), version: ticket.version + 1, ..ticket };
-            Ok(match change_in(session, &this.tickets, &this.outbox, filter, update, next).await? {
-                Some(ticket) => Reservation::Changed(ticket),
-                None => Reservation::Unchanged,
-            })
+            Ok((
+                match ticket.order_id {
+                    Some(holder) if holder == order_id => Reservation::Unchanged,
+                    Some(holder) => Reservation::HeldByAnother(holder),
+                    None => Reservation::Unchanged,
+                },
+                None,
+            ))
         })
         .await?;
-        if matches!(outcome, Reservation::Changed(_)) {
-            self.outbox.notify();
-        }
+        let (outcome, staged) = outcome;
+        self.outbox.committed(staged);
         Ok(outcome)
     }
 
@@ -193,23 +204,22 @@ impl Store {
         let outcome = common::mongo::transaction(&self.client, async move |session| {
             mark_order(session, &this.marks, &order_id, doc! { "cancelled": true }).await?;
             let Some(ticket) = this.tickets.find_one(doc! { "_id": ticket_id }).session(&mut *session).await? else {
-                return Ok(Reservation::UnknownTicket);
+                return Ok((Reservation::UnknownTicket, None));
             };
             if ticket.order_id.as_deref() != Some(order_id.as_str()) {
-                return Ok(Reservation::Unchanged);
+                return Ok((Reservation::Unchanged, None));
             }
             let filter = doc! { "_id": ticket.id, "version": ticket.version, "orderId": &order_id };
             let update = doc! { "$unset": { "orderId": "" }, "$inc": { "version": 1 } };
             let next = Ticket { order_id: None, version: ticket.version + 1, ..ticket };
             Ok(match change_in(session, &this.tickets, &this.outbox, filter, update, next).await? {
-                Some(ticket) => Reservation::Changed(ticket),
-                None => Reservation::Unchanged,
+                Some((ticket, staged)) => (Reservation::Changed(ticket), Some(staged)),
+                None => (Reservation::Unchanged, None),
             })
         })
         .await?;
-        if matches!(outcome, Reservation::Changed(_)) {
-            self.outbox.notify();
-        }
+        let (outcome, staged) = outcome;
+        self.outbox.committed(staged);
         Ok(outcome)
     }
 }
@@ -221,13 +231,13 @@ async fn change_in(
     filter: Document,
     update: Document,
     next: Ticket,
-) -> mongodb::error::Result<Option<Ticket>> {
+) -> mongodb::error::Result<Option<(Ticket, Staged)>> {
     let result = tickets.update_one(filter, update).session(&mut *session).await?;
     if result.matched_count == 0 {
         return Ok(None);
     }
-    outbox.stage(session, &next.updated_event()).await?;
-    Ok(Some(next))
+    let staged = outbox.stage(session, &next.updated_event()).await?;
+    Ok(Some((next, staged)))
 }
 
 async fn mark_order(

@@ -1,23 +1,27 @@
 //! The transactional outbox: publishing atomic with the state change.
 //!
 //! A service writes its change and the outgoing event ([`Outbox::stage`]) in one MongoDB
-//! transaction. The [`Relay`] publishes pending records in creation order with
-//! `Nats-Msg-Id` = the event id, waits for the stream's acknowledgement, then marks them
-//! sent. So:
+//! transaction, then hands the staged record to the [`Relay`] once the transaction has
+//! committed ([`Outbox::committed`]). The relay publishes with `Nats-Msg-Id` = the event
+//! id, waits for the stream's acknowledgement, then marks the records sent. So:
 //!
-//! - no event is published before its write commits (the record does not exist before);
+//! - no event is published before its write commits (the relay only publishes what was
+//!   handed to it after a commit, or what it reads back from the collection);
 //! - none is lost if the process dies between commit and publish (the record stays
-//!   pending and the next relay run publishes it);
+//!   pending, and the relay's poll, here or in another replica, publishes it);
 //! - a crash between publish and "mark sent" republishes the record, and JetStream drops
 //!   the copy by its `Nats-Msg-Id` (within the stream's deduplication window; consumers
 //!   are idempotent beyond it).
 //!
-//! Several replicas may run relays on the same outbox; they may publish a record twice,
-//! which deduplication absorbs. The relay wakes immediately after a local commit
-//! ([`Outbox::notify`]) and polls otherwise, so records written by another replica or
-//! left by a crash are picked up too.
+//! What it costs the database: the record's insert inside the transaction, and its share
+//! of one `update_many` marking a batch sent ([`RelaySettings::mark_delay`]). The relay does
+//! not read back what it was handed (it is in memory already); it reads the collection
+//! only at start, every [`RelaySettings::poll_interval`], after [`Outbox::notify`], and
+//! after a failed publish, to find records nobody handed to it: written by another
+//! replica, left by a crash, or whose publish failed. Several replicas may run relays on
+//! the same outbox; they may publish a record twice, which deduplication absorbs.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bson::doc;
@@ -26,6 +30,7 @@ use mongodb::options::IndexOptions;
 use mongodb::{ClientSession, Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{Event, EventBus, new_event_id};
@@ -53,16 +58,40 @@ pub struct OutboxRecord {
     pub traceparent: Option<String>,
 }
 
+/// A record staged inside a transaction. Hand it to [`Outbox::committed`] once the
+/// transaction has committed; drop it if the transaction did not (a retried attempt's
+/// record was never written).
+#[derive(Debug, Clone, PartialEq)]
+#[must_use = "hand the staged record to Outbox::committed once its transaction commits"]
+pub struct Staged(OutboxRecord);
+
+impl Staged {
+    /// The event id.
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
+}
+
 /// A service's outbox. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Outbox {
     collection: Collection<OutboxRecord>,
-    wake: Arc<Notify>,
+    shared: Arc<Shared>,
+}
+
+/// What the service's writers share with its relay.
+#[derive(Debug, Default)]
+struct Shared {
+    wake: Notify,
+    /// Records whose transactions committed, not yet taken by the relay.
+    handed: Mutex<Vec<OutboxRecord>>,
+    /// Someone committed records without handing them over: read the collection.
+    poll_requested: std::sync::atomic::AtomicBool,
 }
 
 impl Outbox {
     pub fn new(db: &Database) -> Self {
-        Self { collection: db.collection(OUTBOX_COLLECTION), wake: Arc::new(Notify::new()) }
+        Self { collection: db.collection(OUTBOX_COLLECTION), shared: Arc::default() }
     }
 
     /// The index the relay's "pending, oldest first" query uses.
@@ -74,9 +103,9 @@ impl Outbox {
         self.collection.create_index(index).await.map(drop)
     }
 
-    /// Records `event` inside the caller's transaction and returns its id. Call
-    /// [`Outbox::notify`] after the transaction commits.
-    pub async fn stage<E: Event>(&self, session: &mut ClientSession, event: &E) -> mongodb::error::Result<String> {
+    /// Records `event` inside the caller's transaction. Hand the result to
+    /// [`Outbox::committed`] after the transaction commits.
+    pub async fn stage<E: Event>(&self, session: &mut ClientSession, event: &E) -> mongodb::error::Result<Staged> {
         let record = OutboxRecord {
             id: new_event_id(),
             subject: E::SUBJECT.as_str().to_owned(),
@@ -86,12 +115,27 @@ impl Outbox {
             traceparent: crate::trace::current_traceparent(),
         };
         self.collection.insert_one(&record).session(session).await?;
-        Ok(record.id)
+        Ok(Staged(record))
     }
 
-    /// Wakes the relay: something was committed.
+    /// The transaction that staged `records` committed: the relay publishes them now,
+    /// without reading them back.
+    pub fn committed(&self, records: impl IntoIterator<Item = Staged>) {
+        let mut handed = self.shared.handed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = handed.len();
+        handed.extend(records.into_iter().map(|staged| staged.0));
+        let added = handed.len() > before;
+        drop(handed);
+        if added {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Wakes the relay to read the collection now: records were committed that were not
+    /// handed over (written by a tool, or by a writer that does not keep [`Staged`]).
     pub fn notify(&self) {
-        self.wake.notify_one();
+        self.shared.poll_requested.store(true, std::sync::atomic::Ordering::Release);
+        self.shared.wake.notify_one();
     }
 
     /// Records not yet published, oldest first.
@@ -106,6 +150,20 @@ impl Outbox {
             .map(drop)
     }
 
+    /// Takes up to `limit` of the records handed over, oldest first.
+    fn take_handed(&self, limit: usize) -> Vec<OutboxRecord> {
+        let mut handed = self.shared.handed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let take = handed.len().min(limit);
+        let mut records: Vec<OutboxRecord> = handed.drain(..take).collect();
+        drop(handed);
+        records.sort_by(|a, b| a.id.cmp(&b.id));
+        records
+    }
+
+    fn take_poll_request(&self) -> bool {
+        self.shared.poll_requested.swap(false, std::sync::atomic::Ordering::AcqRel)
+    }
+
     /// A relay publishing this outbox's records on `bus`.
     pub fn relay(&self, bus: EventBus) -> Relay {
         Relay { outbox: self.clone(), bus, settings: RelaySettings::default() }
@@ -117,8 +175,12 @@ impl Outbox {
 pub struct RelaySettings {
     /// Records published per round.
     pub batch: i64,
-    /// How often to look for records nobody notified about (other replicas, crashes).
+    /// How often to read the collection for records nobody handed over (other replicas,
+    /// crashes, failed publishes).
     pub poll_interval: Duration,
+    /// Longest a published record waits to be marked sent, so that marks are written in
+    /// batches. A crash meanwhile only republishes it (deduplicated).
+    pub mark_delay: Duration,
     /// First pause after a failure; doubles up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
@@ -129,13 +191,14 @@ impl Default for RelaySettings {
         Self {
             batch: 256,
             poll_interval: Duration::from_millis(500),
+            mark_delay: Duration::from_millis(50),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
         }
     }
 }
 
-/// Publishes pending outbox records until cancelled.
+/// Publishes outbox records until cancelled.
 #[derive(Debug)]
 pub struct Relay {
     outbox: Outbox,
@@ -144,51 +207,108 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Runs until `shutdown` is cancelled; the round in progress finishes first.
+    /// Runs until `shutdown` is cancelled; the round in progress finishes first, and what
+    /// was published is marked sent.
     pub async fn run(self, shutdown: CancellationToken) {
+        let batch = usize::try_from(self.settings.batch).unwrap_or(256).max(1);
         let mut backoff = self.settings.min_backoff;
-        loop {
-            if shutdown.is_cancelled() {
-                break;
+        let mut next_poll = Instant::now(); // at start: whatever an earlier run left
+        let mut unmarked = Unmarked::default();
+        while !shutdown.is_cancelled() {
+            let poll = self.outbox.take_poll_request() | (Instant::now() >= next_poll);
+            let records = if poll {
+                // Marks first, so that the read does not find what was just published.
+                self.flush(&mut unmarked).await;
+                next_poll = Instant::now() + self.settings.poll_interval;
+                match self.outbox.pending(self.settings.batch).await {
+                    Ok(records) => {
+                        if records.len() == batch {
+                            next_poll = Instant::now(); // more are waiting
+                        }
+                        records
+                    }
+                    Err(err) => {
+                        self.pause(&mut backoff, &anyhow::Error::new(err), &shutdown).await;
+                        next_poll = Instant::now();
+                        continue;
+                    }
+                }
+            } else {
+                self.outbox.take_handed(batch)
+            };
+            if records.is_empty() {
+                if unmarked.due() {
+                    self.flush(&mut unmarked).await;
+                    continue;
+                }
+                let until = unmarked.deadline.map_or(next_poll, |deadline| deadline.min(next_poll));
+                tokio::select! {
+                    () = self.outbox.shared.wake.notified() => {}
+                    () = tokio::time::sleep_until(until) => {}
+                    () = shutdown.cancelled() => break,
+                }
+                continue;
             }
-            match self.publish_round().await {
-                Ok(published) if published == self.settings.batch as usize => {
-                    backoff = self.settings.min_backoff;
-                    continue; // more may be waiting
-                }
-                Ok(_) => {
-                    backoff = self.settings.min_backoff;
-                    tokio::select! {
-                        () = self.outbox.wake.notified() => {}
-                        () = tokio::time::sleep(self.settings.poll_interval) => {}
-                        () = shutdown.cancelled() => break,
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(error = format!("{err:#}"), retry_in = ?backoff, "outbox relay round failed");
-                    tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
-                        () = shutdown.cancelled() => break,
-                    }
-                    backoff = (backoff * 2).min(self.settings.max_backoff);
+            let (sent, failure) = self.publish(&records).await;
+            unmarked.add(sent, self.settings.mark_delay);
+            if unmarked.ids.len() >= batch {
+                self.flush(&mut unmarked).await;
+            }
+            match failure {
+                None => backoff = self.settings.min_backoff,
+                Some(err) => {
+                    // What was not published stays pending in the collection: the next
+                    // read finds it.
+                    self.flush(&mut unmarked).await;
+                    self.pause(&mut backoff, &err, &shutdown).await;
+                    next_poll = Instant::now();
                 }
             }
         }
+        self.flush(&mut unmarked).await;
         tracing::debug!("outbox relay stopped");
     }
 
-    /// Publishes one batch of pending records and marks the acknowledged ones sent.
-    /// Returns how many were published.
+    async fn pause(&self, backoff: &mut Duration, err: &anyhow::Error, shutdown: &CancellationToken) {
+        tracing::warn!(error = format!("{err:#}"), retry_in = ?*backoff, "outbox relay round failed");
+        tokio::select! {
+            () = tokio::time::sleep(*backoff) => {}
+            () = shutdown.cancelled() => {}
+        }
+        *backoff = (*backoff * 2).min(self.settings.max_backoff);
+    }
+
+    /// Marks the published records sent. On failure they stay pending and are published
+    /// again (and deduplicated) by a later read.
+    async fn flush(&self, unmarked: &mut Unmarked) {
+        if unmarked.ids.is_empty() {
+            return;
+        }
+        if let Err(err) = self.outbox.mark_sent(&unmarked.ids).await {
+            tracing::warn!(error = %err, records = unmarked.ids.len(), "could not mark published events sent; they will be published again");
+        }
+        *unmarked = Unmarked::default();
+    }
+
+    /// Publishes one batch of pending records (read from the collection) and marks the
+    /// acknowledged ones sent. Returns how many were published.
     pub async fn publish_round(&self) -> anyhow::Result<usize> {
         let records = self.outbox.pending(self.settings.batch).await?;
-        if records.is_empty() {
-            return Ok(0);
+        let (sent, failure) = self.publish(&records).await;
+        if !sent.is_empty() {
+            self.outbox.mark_sent(&sent).await?;
         }
-        // Publish in order; stop at the first failure so a later record is never marked
-        // sent while an earlier one is still pending.
+        match failure {
+            Some(err) => Err(err),
+            None => Ok(sent.len()),
+        }
+    }
+
+    /// Publishes `records` in order and returns the ids acknowledged; stops at the first
+    /// failure, so a later record is never reported sent while an earlier one is not.
+    async fn publish(&self, records: &[OutboxRecord]) -> (Vec<String>, Option<anyhow::Error>) {
         let mut sent = Vec::with_capacity(records.len());
-        let mut failure = None;
-        for record in &records {
+        for record in records {
             let published = self.bus.publish_traced(
                 &record.subject,
                 &record.id,
@@ -203,18 +323,32 @@ impl Relay {
                     sent.push(record.id.clone());
                 }
                 Err(err) => {
-                    failure = Some(err);
-                    break;
+                    let context = format!("published {} of {} events", sent.len(), records.len());
+                    return (sent, Some(err.context(context)));
                 }
             }
         }
-        if !sent.is_empty() {
-            self.outbox.mark_sent(&sent).await?;
+        (sent, None)
+    }
+}
+
+/// Published records not yet marked sent, and when they must be at the latest.
+#[derive(Debug, Default)]
+struct Unmarked {
+    ids: Vec<String>,
+    deadline: Option<Instant>,
+}
+
+impl Unmarked {
+    fn add(&mut self, ids: Vec<String>, delay: Duration) {
+        if !ids.is_empty() && self.deadline.is_none() {
+            self.deadline = Some(Instant::now() + delay);
         }
-        match failure {
-            Some(err) => Err(err.context(format!("published {} of {} pending events", sent.len(), records.len()))),
-            None => Ok(sent.len()),
-        }
+        self.ids.extend(ids);
+    }
+
+    fn due(&self) -> bool {
+        self.deadline.is_some_and(|deadline| Instant::now() >= deadline)
     }
 }
 

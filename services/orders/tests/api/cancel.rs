@@ -1,6 +1,11 @@
 use common::events::OrderCancelled;
 
-use crate::helpers::{errors, spawn_app};
+use std::time::{Duration, Instant};
+
+use common::testing::fresh_nats;
+use orders::store::TakenTickets;
+
+use crate::helpers::{errors, spawn, spawn_app, test_config};
 
 #[tokio::test]
 async fn cancelling_marks_the_order_cancelled_releases_the_ticket_and_publishes() {
@@ -71,4 +76,32 @@ async fn a_paid_order_cannot_be_cancelled() {
     assert_eq!(response.status(), 400);
     assert_eq!(errors(response).await, vec![("Cannot cancel a paid order".into(), None)]);
     assert_eq!(app.get_order(&cookie, &id).await["status"], "complete");
+}
+
+#[tokio::test]
+async fn a_ticket_freed_through_another_replica_is_refused_there_for_at_most_a_second_then_reserved() {
+    let config = test_config(fresh_nats());
+    let (here, there) = (spawn(config.clone()).await, spawn(config).await);
+    let (_, first) = here.user();
+    let (_, second) = here.user();
+    let ticket = here.ticket("concert", 1000).await;
+    let id = here.order(&first, &ticket).await["id"].as_str().unwrap().to_owned();
+    let refused = there.post_order(&second, &ticket).await;
+    assert_eq!(errors(refused).await, vec![("Ticket is already reserved".into(), None)]);
+    let remembered = Instant::now();
+
+    assert_eq!(here.http.delete(&format!("/api/orders/{id}"), Some(&first)).await.status(), 204);
+
+    // The replica that read it held remembers that for a second: it refuses, never the
+    // opposite, and then reads again.
+    assert_eq!(there.post_order(&second, &ticket).await.status(), 400, "still remembered there");
+    let reserved = loop {
+        let response = there.post_order(&second, &ticket).await;
+        if response.status() == 201 || remembered.elapsed() > TakenTickets::KEPT * 5 {
+            break response;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(reserved.status(), 201, "reserved once the memory lapsed");
+    assert!(remembered.elapsed() >= TakenTickets::KEPT);
 }

@@ -1,6 +1,7 @@
 use std::collections::HashSet;
 
 use common::testing::{envelope, eventually, object_id_hex};
+use query::store::{TicketFilter, TicketStatus, TicketView};
 use serde_json::Value;
 
 use crate::helpers::{History, WAIT, spawn_app};
@@ -63,6 +64,41 @@ async fn tickets_filter_by_status_and_by_title_words_ignoring_case() {
     assert_eq!(ids(app.all_tickets("&status=reserved").await), vec![jazz.clone()]);
     assert_eq!(ids(app.all_tickets("&status=available&q=concert").await), vec![rock]);
     assert!(app.all_tickets("&status=sold").await.is_empty());
+}
+
+#[tokio::test]
+async fn concurrent_requests_for_one_page_share_one_read_and_a_later_one_reads_again() {
+    let app = spawn_app().await;
+    let history = History { bus: &app.bus };
+    let tickets = [history.ticket("One", 100).await, history.ticket("Two", 100).await];
+    for id in &tickets {
+        app.wait_for_ticket(id, |_| true).await;
+    }
+    let db = common::mongo::connect(&app.config.mongo, "query-test").await.expect("the read model's database");
+    let store = query::store::Store::new(&db);
+    let page = TicketFilter { status: Some(TicketStatus::Available), limit: 21, ..TicketFilter::default() };
+
+    // A current-thread runtime: every request below is made before the first read runs.
+    let answers = futures::future::join_all((0..32).map(|_| store.tickets(&page))).await;
+    let ids = |page: &Vec<TicketView>| page.iter().map(|t| t.id.clone()).collect::<Vec<_>>();
+    let first = ids(answers[0].as_ref().expect("the page"));
+    assert_eq!(first, tickets.to_vec());
+    assert!(answers.iter().all(|answer| ids(answer.as_ref().expect("the page")) == first), "one answer for all");
+    assert_eq!(store.shared_reads().started(), 1, "32 requests, one read");
+    assert_eq!(store.shared_reads().in_flight(), 0, "a finished read is not reused");
+
+    // Once that read is over, the next request reads again and sees what changed since.
+    history.order(&object_id_hex(), &tickets[0]).await;
+    app.wait_for_ticket(&tickets[0], |t| t["status"] == "reserved").await;
+    assert_eq!(ids(&store.tickets(&page).await.expect("the page")), vec![tickets[1].clone()]);
+    assert_eq!(store.shared_reads().started(), 2);
+
+    // Different pages are different reads.
+    let other = TicketFilter { status: Some(TicketStatus::Reserved), ..page.clone() };
+    let (available, reserved) = tokio::join!(store.tickets(&page), store.tickets(&other));
+    assert_eq!(ids(&available.expect("available")), vec![tickets[1].clone()]);
+    assert_eq!(ids(&reserved.expect("reserved")), vec![tickets[0].clone()]);
+    assert_eq!(store.shared_reads().started(), 4);
 }
 
 #[tokio::test]

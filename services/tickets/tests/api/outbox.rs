@@ -143,3 +143,35 @@ async fn a_pending_record_is_never_pruned_however_old() {
     app.nats_proxy.as_ref().unwrap().restore();
     assert_eq!(app.ticket_events("ticket.created", 1).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_record_another_replica_committed_is_published_by_this_ones_poll_and_marked_sent() {
+    // The relay publishes what its own writers hand over without reading it back; what
+    // another replica wrote reaches it only through its periodic read of the collection.
+    let app = crate::helpers::spawn_app().await;
+    let event = TicketCreated {
+        id: bson::oid::ObjectId::new().to_hex(),
+        version: 0,
+        title: "written elsewhere".into(),
+        price: common::money::Price::from_cents(1000).unwrap(),
+        user_id: common::testing::object_id_hex(),
+    };
+    let record = common::events::outbox::OutboxRecord {
+        id: common::events::new_event_id(),
+        subject: "ticket.created".into(),
+        payload: serde_json::to_string(&event).unwrap(),
+        created_at: bson::DateTime::now(),
+        sent_at: None,
+        traceparent: None,
+    };
+    app.db.collection::<common::events::outbox::OutboxRecord>("outbox").insert_one(&record).await.unwrap();
+
+    let events = app.ticket_events("ticket.created", 1).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].msg_id().as_deref(), Some(record.id.as_str()));
+    assert_eq!(events[0].json::<TicketCreated>(), event);
+    let outbox = Outbox::new(&app.db);
+    let marked =
+        common::testing::eventually(WAIT, || async { outbox.pending(10).await.unwrap().is_empty().then_some(()) });
+    assert!(marked.await.is_some(), "marked sent");
+}
