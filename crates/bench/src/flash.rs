@@ -52,6 +52,11 @@ pub struct Config {
     pub jwt_key: String,
     /// The storage server without a database (`mongodb://host:port/?directConnection=true`).
     pub mongo_base: String,
+    /// Services with a storage server of their own, as deployed (one MongoDB per service):
+    /// service name to its server, as `mongo_base`. The others use `mongo_base`; the
+    /// ceiling runs on the orders service's server.
+    #[serde(default)]
+    pub mongo_servers: std::collections::HashMap<String, String>,
     /// The services' databases are `<prefix>tickets`, `<prefix>orders`, ...
     pub db_prefix: String,
     pub nats_url: String,
@@ -210,10 +215,38 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The storage servers of the services: each service's own, or the shared one.
+struct Servers {
+    shared: mongodb::Client,
+    own: std::collections::HashMap<String, mongodb::Client>,
+    prefix: String,
+}
+
+impl Servers {
+    async fn connect(config: &Config) -> anyhow::Result<Self> {
+        let mut own = std::collections::HashMap::new();
+        for (service, uri) in &config.mongo_servers {
+            own.insert(service.clone(), mongodb::Client::with_uri_str(uri).await?);
+        }
+        let shared = mongodb::Client::with_uri_str(&config.mongo_base).await?;
+        Ok(Self { shared, own, prefix: config.db_prefix.clone() })
+    }
+
+    /// The client of `service`'s server.
+    fn client(&self, service: &str) -> mongodb::Client {
+        self.own.get(service).unwrap_or(&self.shared).clone()
+    }
+
+    /// `service`'s database.
+    fn db(&self, service: &str) -> mongodb::Database {
+        self.client(service).database(&format!("{}{service}", self.prefix))
+    }
+}
+
 /// Runs the sale and prints its report.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let mongo = mongodb::Client::with_uri_str(&config.mongo_base).await?;
-    let db = |name: &str| mongo.database(&format!("{}{name}", config.db_prefix));
+    let mongo = Servers::connect(&config).await?;
+    let db = |name: &str| mongo.db(name);
     let sessions =
         common::Sessions::new(&secrecy::SecretString::from(config.jwt_key.clone()), Duration::from_secs(3600), false);
     let client = reqwest::Client::builder()
@@ -223,7 +256,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let ceiling = if config.ceiling && !config.audit_only {
         eprintln!("[flash sale] ceiling: {} reservations made directly with the driver", config.tickets);
-        Some(ceiling(&mongo, &format!("{}ceiling", config.db_prefix), config.tickets, config.concurrency).await?)
+        let orders = mongo.client("orders");
+        Some(ceiling(&orders, &format!("{}ceiling", config.db_prefix), config.tickets, config.concurrency).await?)
     } else {
         None
     };
@@ -679,8 +713,8 @@ async fn pay(state: &Arc<State>, token: &str, order: &str) {
 }
 
 /// Waits for the platform to settle, then audits it until clean (or a minute passes).
-async fn settle_and_audit(state: &Arc<State>, mongo: &mongodb::Client, config: &Config) -> anyhow::Result<Value> {
-    let db = |name: &str| mongo.database(&format!("{}{name}", config.db_prefix));
+async fn settle_and_audit(state: &Arc<State>, mongo: &Servers, config: &Config) -> anyhow::Result<Value> {
+    let db = |name: &str| mongo.db(name);
     // The flash sale runs no blog.
     let dbs = ops::Databases {
         tickets: db("tickets"),

@@ -191,7 +191,7 @@ impl Default for RelaySettings {
         Self {
             batch: 256,
             poll_interval: Duration::from_millis(500),
-            mark_delay: Duration::from_millis(50),
+            mark_delay: Duration::from_millis(500),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
         }

@@ -82,12 +82,13 @@ async fn creating_a_ticket_publishes_ticket_created_with_its_event_id() {
     assert_eq!(event.price.cents(), 100_000_000);
     assert_eq!(event.user_id, user_id);
     let msg_id = events[0].msg_id().expect("a Nats-Msg-Id");
-    let stored: bson::Document = app
-        .db
-        .collection("outbox")
-        .find_one(bson::doc! {"_id": &msg_id})
-        .await
-        .unwrap()
-        .expect("the event id is the outbox record's id");
-    assert!(stored.get_datetime("sentAt").is_ok(), "the relay marked it sent");
+    let outbox = app.db.collection::<bson::Document>("outbox");
+    let stored = outbox.find_one(bson::doc! {"_id": &msg_id}).await.unwrap();
+    assert!(stored.is_some(), "the event id is the outbox record's id");
+    // Marks are written in batches, within the relay's mark delay.
+    let marked = common::testing::eventually(crate::helpers::WAIT, || async {
+        let stored = outbox.find_one(bson::doc! {"_id": &msg_id}).await.unwrap()?;
+        stored.get_datetime("sentAt").is_ok().then_some(())
+    });
+    assert!(marked.await.is_some(), "the relay marked it sent");
 }
