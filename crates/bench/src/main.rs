@@ -305,6 +305,7 @@ async fn rebuild(nats_url: &str, mongo_base: &str, events: usize) -> anyhow::Res
         startup_timeout: Duration::from_secs(20),
         retry_writes: true,
         retention: common::retention::RetentionSettings::default(),
+        command_metrics: false,
     };
     let config = query::Config {
         http: common::config::HttpSettings {

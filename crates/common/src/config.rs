@@ -100,6 +100,10 @@ pub struct MongoSettings {
     pub retry_writes: bool,
     /// How long finished bookkeeping (sent outbox records, marks, locks) is kept.
     pub retention: crate::retention::RetentionSettings,
+    /// Count every command sent (`MONGO_COMMAND_METRICS`, off by default): the driver then
+    /// copies and parses each command and reply for its monitor, tens of microseconds of
+    /// CPU per round trip, so it is for profiling a workload ([`crate::mongo::CommandMetrics`]).
+    pub command_metrics: bool,
 }
 
 impl MongoSettings {
@@ -113,6 +117,7 @@ impl MongoSettings {
             startup_timeout: env.seconds_or("STARTUP_TIMEOUT_SECONDS", 60)?,
             retry_writes: true,
             retention: crate::retention::RetentionSettings::from_env(env)?,
+            command_metrics: env.bool_or("MONGO_COMMAND_METRICS", false)?,
         })
     }
 }
@@ -241,7 +246,11 @@ impl<S: Settings> ServiceConfig<S> {
             mongo: MongoSettings::from_env(env)?,
             nats: crate::events::NatsSettings::from_env(env)?,
             http: HttpSettings::from_env(env, DEFAULT_PORT)?,
-            listener: S::listener_settings(),
+            listener: {
+                let mut listener = S::listener_settings();
+                listener.concurrency = env.parse_or("LISTENER_CONCURRENCY", listener.concurrency)?.max(1);
+                listener
+            },
         })
     }
 }

@@ -27,7 +27,9 @@ pub async fn connect(settings: &MongoSettings, app_name: &str) -> anyhow::Result
     if !settings.retry_writes {
         options.retry_writes = Some(false);
     }
-    options.command_event_handler = Some(CommandMetrics::global().handler());
+    if settings.command_metrics {
+        options.command_event_handler = Some(CommandMetrics::global().handler());
+    }
     let client = Client::with_options(options)?;
     let db = client.database(&settings.database);
 
@@ -169,11 +171,12 @@ pub struct CommandLabels {
 }
 
 /// What this process asks of the database, for operators and for profiling a workload:
-/// `mongo_commands_total{command, collection}` (every round trip, counted as it starts)
-/// and `mongo_transaction_retries_total` (transactions run again after a transient error,
-/// mostly write conflicts: contention made visible). One per process, because the driver
-/// is configured before a service's registry exists; [`crate::service::Backbone`]
-/// registers it.
+/// `mongo_commands_total{command, collection}` (every round trip, counted as it starts;
+/// only with `MONGO_COMMAND_METRICS=true`, as the driver's monitor costs CPU on every
+/// command) and `mongo_transaction_retries_total` (transactions run again after a
+/// transient error, mostly write conflicts: contention made visible; always). One per
+/// process, because the driver is configured before a service's registry exists;
+/// [`crate::service::Backbone`] registers it.
 #[derive(Clone, Debug, Default)]
 pub struct CommandMetrics {
     pub commands:

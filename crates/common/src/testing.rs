@@ -31,6 +31,8 @@ pub fn fresh_mongo(prefix: &str) -> MongoSettings {
         startup_timeout: std::time::Duration::from_secs(20),
         retry_writes: true,
         retention: crate::retention::RetentionSettings::default(),
+        // On in tests: the audit test reads the counts.
+        command_metrics: true,
     }
 }
 

@@ -114,6 +114,18 @@ async fn a_sale_a_cancellation_and_an_open_order_audit_clean_and_a_corruption_is
         tickets.lines().find(|l| l.starts_with("event_age_seconds_count{") && l.contains("tickets-order-created"));
     assert!(aged.is_some_and(|l| l.ends_with(" 3")), "every reservation's age observed once: {tickets}");
     assert!(tickets.lines().any(|l| l.starts_with("outbox_pending_events ")), "{tickets}");
+    let handled =
+        tickets.lines().find(|l| l.starts_with("event_handling_seconds_count{") && l.contains("tickets-order-created"));
+    assert!(handled.is_some_and(|l| l.ends_with(" 3")), "every reservation's handling timed once: {tickets}");
+    // Every round trip to the database is counted, by command and collection (per process:
+    // the services of this test share one, so at least the three claims).
+    let claims = tickets.lines().find(|l| {
+        l.starts_with("mongo_commands_total{")
+            && l.contains(r#"command="findAndModify""#)
+            && l.contains(r#"collection="tickets""#)
+    });
+    let count = claims.and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert!(count.is_some_and(|n| n >= 3.0), "the claims counted: {tickets}");
 
     // Corrupt the tickets database by hand: the ticket of the open order loses its holder.
     let open_ticket = bson::oid::ObjectId::parse_str(&ticket_ids[2]).unwrap();

@@ -398,19 +398,27 @@ impl TakenTickets {
 /// in [`TakenTickets`] when it won. Attempts through other replicas still meet in the
 /// database, where the claim is decided as before: this only saves work.
 #[derive(Clone, Debug, Default)]
-pub struct Claims(Arc<Mutex<HashMap<ObjectId, Arc<tokio::sync::Mutex<()>>>>>);
+pub struct Claims(Arc<Mutex<HashMap<ObjectId, Gate>>>);
 
-/// The right to attempt a reservation of a ticket, until dropped.
+/// One ticket's turn, and how many attempts hold or wait for it.
+#[derive(Debug, Default)]
+struct Gate {
+    turn: Arc<tokio::sync::Mutex<()>>,
+    attempts: usize,
+}
+
+/// The right to attempt a reservation of a ticket, until dropped. It exists from the
+/// moment an attempt starts waiting, so an attempt abandoned while it waits (the client
+/// went away) leaves nothing behind either.
 #[derive(Debug)]
 pub struct Claim {
     claims: Claims,
     ticket: ObjectId,
-    gate: Arc<tokio::sync::Mutex<()>>,
     held: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Claims {
-    fn gates(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectId, Arc<tokio::sync::Mutex<()>>>> {
+    fn gates(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectId, Gate>> {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
@@ -420,9 +428,15 @@ impl Claims {
 
     /// Waits for the attempts on `ticket` before this one (at most [`Claims::MAX_WAIT`]).
     pub async fn claim(&self, ticket: ObjectId) -> Claim {
-        let gate = self.gates().entry(ticket).or_default().clone();
-        let held = tokio::time::timeout(Self::MAX_WAIT, gate.clone().lock_owned()).await.ok();
-        Claim { claims: self.clone(), ticket, gate, held }
+        let turn = {
+            let mut gates = self.gates();
+            let gate = gates.entry(ticket).or_default();
+            gate.attempts += 1;
+            gate.turn.clone()
+        };
+        let mut claim = Claim { claims: self.clone(), ticket, held: None };
+        claim.held = tokio::time::timeout(Self::MAX_WAIT, turn.lock_owned()).await.ok();
+        claim
     }
 
     /// Tickets with an attempt running or waiting.
@@ -437,12 +451,13 @@ impl Claims {
 
 impl Drop for Claim {
     fn drop(&mut self) {
+        drop(self.held.take());
         let mut gates = self.claims.gates();
-        drop(self.held.take()); // the guard holds the gate too
-        // Only the map's and this claim's: nobody else waits, so the entry goes. (Others
-        // take their clone under the map's lock, so none can appear meanwhile.)
-        if Arc::strong_count(&self.gate) == 2 {
-            gates.remove(&self.ticket);
+        if let Some(gate) = gates.get_mut(&self.ticket) {
+            gate.attempts -= 1;
+            if gate.attempts == 0 {
+                gates.remove(&self.ticket);
+            }
         }
     }
 }
@@ -484,6 +499,17 @@ mod tests {
         assert_eq!(started.elapsed(), Claims::MAX_WAIT);
         assert!(next.held.is_none(), "it went ahead without the turn");
         drop((stuck, next));
+        assert!(claims.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_attempt_abandoned_while_it_waits_leaves_nothing_behind() {
+        let claims = Claims::default();
+        let ticket = ObjectId::new();
+        let first = claims.claim(ticket).await;
+        let waiting = tokio::time::timeout(Duration::from_millis(10), claims.claim(ticket)).await;
+        assert!(waiting.is_err(), "it was waiting, and is abandoned");
+        drop(first);
         assert!(claims.is_empty());
     }
 

@@ -191,6 +191,18 @@ impl SharedReads {
     }
 }
 
+/// Takes a finished read out of [`SharedReads`] when dropped.
+struct ReadDone {
+    reads: SharedReads,
+    filter: TicketFilter,
+}
+
+impl Drop for ReadDone {
+    fn drop(&mut self) {
+        self.reads.lock().remove(&self.filter);
+    }
+}
+
 impl Store {
     pub fn new(db: &Database) -> Self {
         Self {
@@ -255,9 +267,10 @@ impl Store {
                 let (this, filter) = (self.clone(), filter.clone());
                 self.reads.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let task = tokio::spawn(async move {
-                    let page = this.read_tickets(&filter).await.map(Arc::new);
-                    this.reads.lock().remove(&filter);
-                    page
+                    // Out of the table however the read ends (a panic included), so a
+                    // failed read is never handed to later requests.
+                    let _done = ReadDone { reads: this.reads.clone(), filter: filter.clone() };
+                    this.read_tickets(&filter).await.map(Arc::new)
                 });
                 async move {
                     task.await.unwrap_or_else(|err| Err(mongodb::error::Error::custom(Arc::new(err.to_string()))))

@@ -149,6 +149,8 @@ pub struct ListenerMetrics {
     lag: Family<Consumer, Gauge>,
     /// From the event's publication to its handling.
     age: AgeHistograms,
+    /// How long the handler ran, per delivery.
+    handling: AgeHistograms,
 }
 
 impl Default for ListenerMetrics {
@@ -158,6 +160,7 @@ impl Default for ListenerMetrics {
             dead_lettered: Family::default(),
             lag: Family::default(),
             age: Family::new_with_constructor(age_histogram),
+            handling: Family::new_with_constructor(age_histogram),
         }
     }
 }
@@ -174,6 +177,11 @@ impl ListenerMetrics {
             "event_age_seconds",
             "Time from an event's publication to its handling, by consumer",
             metrics.age.clone(),
+        );
+        registry.register(
+            "event_handling_seconds",
+            "How long a consumer's handler ran on a delivery (its database work, mostly)",
+            metrics.handling.clone(),
         );
         registry.register(
             "events_handled",
@@ -416,12 +424,15 @@ impl<H: Handler> Worker<H> {
             Ok(event) => event,
             Err(err) => return self.dead_letter(&message, &delivery, "undecodable", &err.to_string()).await,
         };
+        let started = std::time::Instant::now();
         let outcome = AssertUnwindSafe(tokio::time::timeout(
             self.settings.handler_timeout,
             self.handler.handle(event, &delivery),
         ))
         .catch_unwind()
         .await;
+        let consumer = Consumer { consumer: self.durable.clone() };
+        self.metrics.handling.get_or_create(&consumer).observe(started.elapsed().as_secs_f64());
         let result = match outcome {
             Ok(Ok(result)) => result,
             Ok(Err(_elapsed)) => Err(HandleError::Transient(anyhow::anyhow!("handler timed out"))),

@@ -118,6 +118,11 @@ impl Outbox {
         Ok(Staged(record))
     }
 
+    /// The most records waiting to be taken by the relay. Past it (the relay is stuck: NATS
+    /// is down) the queue is dropped and the relay reads the collection instead, where every
+    /// one of them is, so memory stays bounded and nothing is lost.
+    pub const MAX_HANDED: usize = 4096;
+
     /// The transaction that staged `records` committed: the relay publishes them now,
     /// without reading them back.
     pub fn committed(&self, records: impl IntoIterator<Item = Staged>) {
@@ -125,6 +130,10 @@ impl Outbox {
         let before = handed.len();
         handed.extend(records.into_iter().map(|staged| staged.0));
         let added = handed.len() > before;
+        if handed.len() > Self::MAX_HANDED {
+            handed.clear();
+            self.shared.poll_requested.store(true, std::sync::atomic::Ordering::Release);
+        }
         drop(handed);
         if added {
             self.shared.wake.notify_one();
@@ -160,6 +169,12 @@ impl Outbox {
         records
     }
 
+    /// Drops what was handed over: the relay reads the collection instead, where all of it
+    /// is (it was committed before it was handed).
+    fn forget_handed(&self) {
+        self.shared.handed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
     fn take_poll_request(&self) -> bool {
         self.shared.poll_requested.swap(false, std::sync::atomic::Ordering::AcqRel)
     }
@@ -190,8 +205,8 @@ impl Default for RelaySettings {
     fn default() -> Self {
         Self {
             batch: 256,
-            poll_interval: Duration::from_millis(500),
-            mark_delay: Duration::from_millis(500),
+            poll_interval: Duration::from_secs(1),
+            mark_delay: Duration::from_millis(200),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
         }
@@ -218,8 +233,15 @@ impl Relay {
             let poll = self.outbox.take_poll_request() | (Instant::now() >= next_poll);
             let records = if poll {
                 // Marks first, so that the read does not find what was just published.
-                self.flush(&mut unmarked).await;
+                if let Err(err) = self.flush(&mut unmarked).await {
+                    self.pause(&mut backoff, &err, &shutdown).await;
+                    next_poll = Instant::now();
+                    continue;
+                }
                 next_poll = Instant::now() + self.settings.poll_interval;
+                // What was handed over is committed, so the read finds it: publishing it
+                // from memory as well would only publish it twice.
+                self.outbox.forget_handed();
                 match self.outbox.pending(self.settings.batch).await {
                     Ok(records) => {
                         if records.len() == batch {
@@ -228,6 +250,7 @@ impl Relay {
                         records
                     }
                     Err(err) => {
+                        self.outbox.forget_handed();
                         self.pause(&mut backoff, &anyhow::Error::new(err), &shutdown).await;
                         next_poll = Instant::now();
                         continue;
@@ -238,7 +261,10 @@ impl Relay {
             };
             if records.is_empty() {
                 if unmarked.due() {
-                    self.flush(&mut unmarked).await;
+                    if let Err(err) = self.flush(&mut unmarked).await {
+                        self.pause(&mut backoff, &err, &shutdown).await;
+                        next_poll = Instant::now();
+                    }
                     continue;
                 }
                 let until = unmarked.deadline.map_or(next_poll, |deadline| deadline.min(next_poll));
@@ -251,21 +277,26 @@ impl Relay {
             }
             let (sent, failure) = self.publish(&records).await;
             unmarked.add(sent, self.settings.mark_delay);
-            if unmarked.ids.len() >= batch {
-                self.flush(&mut unmarked).await;
-            }
-            match failure {
-                None => backoff = self.settings.min_backoff,
-                Some(err) => {
-                    // What was not published stays pending in the collection: the next
-                    // read finds it.
-                    self.flush(&mut unmarked).await;
+            let marked =
+                if unmarked.ids.len() >= batch || failure.is_some() { self.flush(&mut unmarked).await } else { Ok(()) };
+            match failure.map_or(marked, Err) {
+                Ok(()) => backoff = self.settings.min_backoff,
+                Err(err) => {
+                    // What was not published stays pending in the collection, and so does
+                    // everything handed over meanwhile: from now on the relay reads it
+                    // from there, after a pause.
+                    self.outbox.forget_handed();
                     self.pause(&mut backoff, &err, &shutdown).await;
                     next_poll = Instant::now();
                 }
             }
         }
-        self.flush(&mut unmarked).await;
+        if let Err(err) = self.flush(&mut unmarked).await {
+            tracing::warn!(
+                error = format!("{err:#}"),
+                "could not mark the last published events sent; they will be published again"
+            );
+        }
         tracing::debug!("outbox relay stopped");
     }
 
@@ -279,15 +310,15 @@ impl Relay {
     }
 
     /// Marks the published records sent. On failure they stay pending and are published
-    /// again (and deduplicated) by a later read.
-    async fn flush(&self, unmarked: &mut Unmarked) {
+    /// again (and deduplicated) by a later read; the caller pauses before that.
+    async fn flush(&self, unmarked: &mut Unmarked) -> anyhow::Result<()> {
         if unmarked.ids.is_empty() {
-            return;
+            return Ok(());
         }
-        if let Err(err) = self.outbox.mark_sent(&unmarked.ids).await {
-            tracing::warn!(error = %err, records = unmarked.ids.len(), "could not mark published events sent; they will be published again");
-        }
+        let count = unmarked.ids.len();
+        let marked = self.outbox.mark_sent(&unmarked.ids).await;
         *unmarked = Unmarked::default();
+        marked.map_err(|err| anyhow::Error::new(err).context(format!("could not mark {count} published events sent")))
     }
 
     /// Publishes one batch of pending records (read from the collection) and marks the
@@ -397,5 +428,50 @@ impl OutboxMetrics {
         self.pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
         self.oldest_age.set(age);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staged(n: usize) -> Staged {
+        Staged(OutboxRecord {
+            id: format!("{n:08}"),
+            subject: "ticket.created".into(),
+            payload: "{}".into(),
+            created_at: bson::DateTime::now(),
+            sent_at: None,
+            traceparent: None,
+        })
+    }
+
+    async fn outbox() -> Outbox {
+        // Never contacted: the driver connects on first use.
+        let client = mongodb::Client::with_uri_str("mongodb://127.0.0.1:9/?directConnection=true").await.unwrap();
+        Outbox::new(&client.database("unused"))
+    }
+
+    #[tokio::test]
+    async fn handed_records_are_taken_oldest_first_in_batches() {
+        let outbox = outbox().await;
+        outbox.committed([staged(3), staged(1)]);
+        outbox.committed([staged(2)]);
+        let ids = |records: Vec<OutboxRecord>| records.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(outbox.take_handed(2)), ["00000001", "00000003"]);
+        assert_eq!(ids(outbox.take_handed(2)), ["00000002"]);
+        assert!(outbox.take_handed(2).is_empty());
+        assert!(!outbox.take_poll_request(), "handing over needs no read of the collection");
+    }
+
+    #[tokio::test]
+    async fn a_relay_that_cannot_keep_up_reads_the_collection_instead_of_holding_everything() {
+        let outbox = outbox().await;
+        outbox.committed((0..=Outbox::MAX_HANDED).map(staged));
+        assert!(outbox.take_handed(usize::MAX).is_empty(), "the queue was dropped, memory stays bounded");
+        assert!(outbox.take_poll_request(), "and the relay reads the collection, where every record is");
+        outbox.notify();
+        assert!(outbox.take_poll_request(), "notify asks for a read too");
+        assert!(!outbox.take_poll_request(), "once");
     }
 }
