@@ -96,7 +96,7 @@ if hello:
 for key, label in [
     ("mongo_1_read", "driver: 1 find by id (ceiling of GET /api/tickets/{id})"),
     ("mongo_2_reads", "driver: 2 finds (ceiling of a read plus one more round trip)"),
-    ("mongo_txn_write", "driver: transaction with 2 inserts (ceiling of POST /api/tickets)"),
+    ("mongo_txn_write", "driver: transaction with 2 inserts, the endpoint's documents and indexes (ceiling of POST /api/tickets)"),
 ]:
     x = b.get(key)
     if x:

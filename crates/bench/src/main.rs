@@ -89,6 +89,12 @@ async fn mongo(uri: &str, reads: usize, write_txn: bool, concurrency: usize, sec
     let outbox = db.collection::<bson::Document>("outbox");
     let ids: Vec<bson::oid::ObjectId> = (0..100).map(|_| bson::oid::ObjectId::new()).collect();
     docs.insert_many(ids.iter().map(|id| doc! { "_id": id, "title": "x", "priceCents": 100, "version": 0 })).await?;
+    if write_txn {
+        // What POST /api/tickets writes, where it writes it: the same indexes (tickets'
+        // and the outbox's), a ticket and an outbox record of the same shape and size.
+        docs.create_index(mongodb::IndexModel::builder().keys(doc! { "orderId": 1, "_id": 1 }).build()).await?;
+        outbox.create_index(mongodb::IndexModel::builder().keys(doc! { "sentAt": 1, "_id": 1 }).build()).await?;
+    }
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let workers = (0..concurrency).map(|worker| {
         let (client, docs, outbox, ids) = (client.clone(), docs.clone(), outbox.clone(), ids.clone());
@@ -99,14 +105,26 @@ async fn mongo(uri: &str, reads: usize, write_txn: bool, concurrency: usize, sec
                 let started = Instant::now();
                 if write_txn {
                     let (docs, outbox) = (docs.clone(), outbox.clone());
+                    let ticket = bson::oid::ObjectId::new();
+                    let payload = format!(
+                        r#"{{"id":"{}","version":0,"title":"bench","price":12.5,"userId":"{}"}}"#,
+                        ticket.to_hex(),
+                        bson::oid::ObjectId::new().to_hex()
+                    );
                     common::mongo::transaction(&client, async move |session| {
-                        docs.insert_one(doc! { "title": "x", "priceCents": 100, "version": 0 })
-                            .session(&mut *session)
-                            .await?;
-                        outbox
-                            .insert_one(doc! { "subject": "ticket.created", "payload": "{}" })
-                            .session(&mut *session)
-                            .await?;
+                        docs.insert_one(
+                            doc! { "_id": ticket, "title": "bench", "priceCents": 1250, "userId": "u", "version": 0 },
+                        )
+                        .session(&mut *session)
+                        .await?;
+                        let record = doc! {
+                            "_id": uuid::Uuid::now_v7().to_string(),
+                            "subject": "ticket.created",
+                            "payload": &payload,
+                            "createdAt": bson::DateTime::now(),
+                            "sentAt": bson::Bson::Null,
+                        };
+                        outbox.insert_one(record).session(&mut *session).await?;
                         Ok(())
                     })
                     .await?;
