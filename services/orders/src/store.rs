@@ -380,15 +380,6 @@ impl TakenTickets {
     pub fn forget(&self, ticket: ObjectId) {
         self.entries().remove(&ticket);
     }
-
-    /// Tickets remembered now (lapsed ones included until they are dropped).
-    pub fn len(&self) -> usize {
-        self.entries().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Reservation attempts for one ticket, one at a time within a replica. In a sale dozens

@@ -406,11 +406,11 @@ impl<H: Handler> Worker<H> {
     }
 
     async fn handle_in_span(&self, message: Message) {
+        let consumer = Consumer { consumer: self.durable.clone() };
         let (attempt, stream_sequence) = match message.info() {
             Ok(info) => {
                 if info.delivered == 1 {
                     let age = time::OffsetDateTime::now_utc() - info.published;
-                    let consumer = Consumer { consumer: self.durable.clone() };
                     self.metrics.age.get_or_create(&consumer).observe(age.as_seconds_f64().max(0.0));
                 }
                 (info.delivered, info.stream_sequence)
@@ -431,7 +431,6 @@ impl<H: Handler> Worker<H> {
         ))
         .catch_unwind()
         .await;
-        let consumer = Consumer { consumer: self.durable.clone() };
         self.metrics.handling.get_or_create(&consumer).observe(started.elapsed().as_secs_f64());
         let result = match outcome {
             Ok(Ok(result)) => result,

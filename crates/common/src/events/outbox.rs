@@ -16,8 +16,8 @@
 //! What it costs the database: the record's insert inside the transaction, and its share
 //! of one `update_many` marking a batch sent ([`RelaySettings::mark_delay`]). The relay does
 //! not read back what it was handed (it is in memory already); it reads the collection
-//! only at start, every [`RelaySettings::poll_interval`], after [`Outbox::notify`], and
-//! after a failed publish, to find records nobody handed to it: written by another
+//! only at start, every [`RelaySettings::poll_interval`], when its handed queue
+//! overflows ([`Outbox::MAX_HANDED`]) and after a failure, to find records nobody handed to it: written by another
 //! replica, left by a crash, or whose publish failed. Several replicas may run relays on
 //! the same outbox; they may publish a record twice, which deduplication absorbs.
 
@@ -85,7 +85,7 @@ struct Shared {
     wake: Notify,
     /// Records whose transactions committed, not yet taken by the relay.
     handed: Mutex<Vec<OutboxRecord>>,
-    /// Someone committed records without handing them over: read the collection.
+    /// The handed queue overflowed and was dropped: read the collection.
     poll_requested: std::sync::atomic::AtomicBool,
 }
 
@@ -138,13 +138,6 @@ impl Outbox {
         if added {
             self.shared.wake.notify_one();
         }
-    }
-
-    /// Wakes the relay to read the collection now: records were committed that were not
-    /// handed over (written by a tool, or by a writer that does not keep [`Staged`]).
-    pub fn notify(&self) {
-        self.shared.poll_requested.store(true, std::sync::atomic::Ordering::Release);
-        self.shared.wake.notify_one();
     }
 
     /// Records not yet published, oldest first.
@@ -470,8 +463,6 @@ mod tests {
         outbox.committed((0..=Outbox::MAX_HANDED).map(staged));
         assert!(outbox.take_handed(usize::MAX).is_empty(), "the queue was dropped, memory stays bounded");
         assert!(outbox.take_poll_request(), "and the relay reads the collection, where every record is");
-        outbox.notify();
-        assert!(outbox.take_poll_request(), "notify asks for a read too");
         assert!(!outbox.take_poll_request(), "once");
     }
 }
