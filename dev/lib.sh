@@ -115,7 +115,7 @@ ensure_axe() {
 }
 
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 "$ROOT/infra/ports.py"
 }
 
 # wait_for_port PORT SECONDS

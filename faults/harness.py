@@ -26,6 +26,7 @@ import urllib.request
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "infra"))
 import nats_auth  # noqa: E402  (the NATS users, as in production)
+from ports import free_port  # noqa: E402  (below the ephemeral range)
 
 VENV = ROOT / ".dev" / "venv"
 TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
@@ -37,12 +38,6 @@ JWT_KEY = "faults-only-jwt-key-faults-only-jwt-key-00"
 
 def log(msg, who="faults"):
     print(f"[{who} {time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, timeout=60):

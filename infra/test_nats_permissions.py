@@ -18,6 +18,7 @@ import nats
 from nats.js.api import ConsumerConfig
 
 import nats_auth
+from ports import free_port
 
 SERVER = pathlib.Path(sys.executable).parent / "nats-server"
 USERS = [*nats_auth.USERS, nats_auth.HARNESS, "client"]
@@ -30,12 +31,6 @@ CLUSTER_ENV = {
     **{v: nats_auth.route_url(n, "test-route") for n, v in enumerate(nats_auth.route_variables(3))},
 }
 TIMEOUT = 1.0  # a refused request gets no reply: it times out
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def validate(config, env):
