@@ -160,7 +160,6 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
     store.ensure_indexes().await?;
     let blog = BlogStore::new(&backbone.db);
     blog.ensure_indexes().await?;
-    backbone.prune("status_locks", "updatedAt");
     let live = feed::Feed::default();
     let state = AppState::new(
         Handles { store: store.clone(), blog, feed: live.clone() },

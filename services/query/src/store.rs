@@ -2,9 +2,14 @@
 //! `payments`.
 //!
 //! - A ticket's **status** is derived from the orders for it: `sold` once one of them is
-//!   complete, `reserved` while one is created, `available` otherwise. Every order change
-//!   and the ticket's status are written in one transaction that writes the ticket
-//!   document, so two order events for one ticket cannot interleave into a stale status.
+//!   complete, `reserved` while one is created, `available` otherwise. Each ticket's
+//!   orders are kept as three sets of order ids in one document (`ticket_orders`): an
+//!   order event adds its id to its set and counts the change, in one atomic update that
+//!   returns the sets; the status derived from them is then written to the ticket only if
+//!   no later change was written first ([`Store::record_order`]). Adding to a set commutes
+//!   and repeats harmlessly, so events may arrive in any order and more than once, and no
+//!   multi-document transaction is needed: two events about one ticket never wait on each
+//!   other.
 //! - **Payments** are kept in their own collection and joined when orders are read, so a
 //!   `payment.created` that arrives before its order is never lost.
 //! - Titles are also stored as lower-case words for case-insensitive word search.
@@ -24,12 +29,12 @@ use common::money::Price;
 use futures::future::{BoxFuture, Shared};
 use futures::{FutureExt, TryStreamExt};
 use mongodb::options::IndexOptions;
-use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
+use mongodb::{Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 
 /// The collections of the read model (what a rebuild drops), the blog's included
 /// ([`crate::blog`]).
-pub const COLLECTIONS: [&str; 6] = ["tickets", "orders", "payments", "status_locks", "posts", "comments"];
+pub const COLLECTIONS: [&str; 6] = ["tickets", "orders", "payments", "ticket_orders", "posts", "comments"];
 
 /// A ticket's sale status in the read model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -75,6 +80,10 @@ pub struct TicketView {
     /// The order holding the ticket while reserved or sold.
     #[serde(rename = "orderId", default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
+    /// The [`TicketOrders::changes`] the status was derived from; a status derived from
+    /// fewer changes never overwrites it.
+    #[serde(rename = "statusChanges", default)]
+    pub status_changes: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +133,7 @@ impl TicketView {
             version,
             status: TicketStatus::Available,
             order_id: None,
+            status_changes: 0,
         }
     }
 }
@@ -154,13 +164,58 @@ pub struct TicketFilter {
 /// The read model. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    client: Client,
     db: Database,
     tickets: Collection<TicketView>,
     orders: Collection<OrderView>,
     payments: Collection<PaymentView>,
-    locks: Collection<Document>,
+    ticket_orders: Collection<TicketOrders>,
     reads: SharedReads,
+}
+
+/// The orders known for one ticket, as sets of order ids by what happened to them; the
+/// ticket's status is derived from them alone ([`TicketOrders::status`]).
+///
+/// Sets, not one status per order, because adding to a set is the same whatever the
+/// order of the events and however often one is repeated: a cancellation seen before its
+/// creation still cancels it, and a redelivery changes nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketOrders {
+    #[serde(rename = "_id")]
+    pub ticket_id: String,
+    #[serde(default)]
+    pub created: Vec<String>,
+    #[serde(default)]
+    pub cancelled: Vec<String>,
+    #[serde(default)]
+    pub complete: Vec<String>,
+    /// Updates made to this document, redeliveries included: orders the statuses derived
+    /// from it.
+    #[serde(default)]
+    pub changes: i64,
+}
+
+impl TicketOrders {
+    /// Sold once an order is complete (to the first one); reserved while an order is
+    /// created and neither cancelled nor complete; available otherwise.
+    pub fn status(&self) -> (TicketStatus, Option<&str>) {
+        if let Some(order) = self.complete.first() {
+            return (TicketStatus::Sold, Some(order));
+        }
+        match self.created.iter().find(|id| !self.cancelled.contains(id)) {
+            Some(order) => (TicketStatus::Reserved, Some(order)),
+            None => (TicketStatus::Available, None),
+        }
+    }
+
+    /// The set an order with this status belongs to.
+    const fn set(status: OrderStatus) -> &'static str {
+        match status {
+            // Unused by the orders service; it would hold the ticket like a created order.
+            OrderStatus::Created | OrderStatus::AwaitingPayment => "created",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Complete => "complete",
+        }
+    }
 }
 
 /// One page's read in flight: the task's answer, shared by every request that asked for
@@ -206,12 +261,11 @@ impl Drop for ReadDone {
 impl Store {
     pub fn new(db: &Database) -> Self {
         Self {
-            client: db.client().clone(),
             db: db.clone(),
             tickets: db.collection("tickets"),
             orders: db.collection("orders"),
             payments: db.collection("payments"),
-            locks: db.collection("status_locks"),
+            ticket_orders: db.collection("ticket_orders"),
             reads: SharedReads::default(),
         }
     }
@@ -324,8 +378,9 @@ impl Store {
     /// consumer runs far ahead of the slower `ticket.created` one and each early update
     /// would be redelivered again and again (see BENCHMARKS.md).
     ///
-    /// A new ticket is inserted with its status derived from the orders already known, in
-    /// one transaction; if another event inserted it meanwhile, the versioning rule decides.
+    /// A new ticket is inserted as available and then given the status its orders
+    /// already known say; if another event inserted it meanwhile, the versioning rule
+    /// decides.
     pub async fn ticket_state(&self, ticket: TicketView) -> mongodb::error::Result<ReplicaOutcome> {
         for _ in 0..2 {
             if ticket.version > 0 {
@@ -352,18 +407,20 @@ impl Store {
         Ok(ReplicaOutcome::Missing)
     }
 
-    /// Inserts a new ticket and derives its status, in one transaction; false when it
-    /// already exists.
+    /// Inserts a new ticket, then derives its status from the orders known for it; false
+    /// when it already exists.
+    ///
+    /// Read after the insert: an order event that finds no ticket to write its status to
+    /// has recorded its order before this read, so the read sees it; one that records
+    /// after the read finds the ticket and writes the status itself.
     async fn insert_ticket(&self, ticket: &TicketView) -> mongodb::error::Result<bool> {
-        let (tickets, orders, locks) = (self.tickets.clone(), self.orders.clone(), self.locks.clone());
-        let ticket = ticket.clone();
-        common::mongo::transaction(&self.client, async move |session| {
-            if !insert_absent(session, &tickets, &ticket.id, &ticket).await? {
-                return Ok(false);
-            }
-            refresh_status(session, &locks, &tickets, &orders, &ticket.id).await.map(|()| true)
-        })
-        .await
+        if !common::mongo::insert_once(&self.tickets, ticket).await? {
+            return Ok(false);
+        }
+        if let Some(orders) = self.ticket_orders.find_one(doc! { "_id": &ticket.id }).await? {
+            self.write_status(&orders).await?;
+        }
+        Ok(true)
     }
 
     /// `order.created`: the order, and its ticket's status.
@@ -377,18 +434,16 @@ impl Store {
             ticket_id: event.ticket.id.clone(),
             price: event.ticket.price,
         };
-        let (tickets, orders, locks) = (self.tickets.clone(), self.orders.clone(), self.locks.clone());
-        common::mongo::transaction(&self.client, async move |session| {
-            if !insert_absent(session, &orders, &order.id, &order).await? {
-                return Ok(());
-            }
-            refresh_status(session, &locks, &tickets, &orders, &order.ticket_id).await
-        })
-        .await
+        // Independent writes, each idempotent: a redelivery redoes whichever failed.
+        tokio::try_join!(
+            self.record_order(&order.ticket_id, &order.id, event.status),
+            common::mongo::insert_once(&self.orders, &order),
+        )
+        .map(drop)
     }
 
-    /// `order.cancelled` / `order.completed`: the status in version order, and the
-    /// ticket's status.
+    /// `order.cancelled` / `order.completed`: the ticket's status, and the order's status
+    /// in version order (missing until its `order.created` has been applied).
     pub async fn order_status(
         &self,
         order_id: &str,
@@ -396,17 +451,68 @@ impl Store {
         version: i64,
         status: OrderStatus,
     ) -> mongodb::error::Result<ReplicaOutcome> {
-        let (tickets, orders, locks) = (self.tickets.clone(), self.orders.clone(), self.locks.clone());
-        let (order_id, ticket_id) = (order_id.to_owned(), ticket_id.to_owned());
-        common::mongo::transaction(&self.client, async move |session| {
-            let set = doc! { "status": status.as_str() };
-            let outcome = apply_to_replica(&orders, Some(&mut *session), order_id.as_str(), version, set).await?;
-            if outcome == ReplicaOutcome::Applied {
-                refresh_status(session, &locks, &tickets, &orders, &ticket_id).await?;
+        // The ticket first: it is what buyers look at, and the sets need no order.
+        self.record_order(ticket_id, order_id, status).await?;
+        apply_to_replica(&self.orders, None, order_id, version, doc! { "status": status.as_str() }).await
+    }
+
+    /// Records what happened to an order of a ticket and writes the ticket's status
+    /// derived from every order known for it.
+    ///
+    /// Two round trips and no transaction: the first atomically adds the order to its set
+    /// and counts the change, returning the sets as they are after it; the second writes
+    /// the status only over one derived from fewer changes. So when two events about one
+    /// ticket race, whichever status write comes last, the ticket ends with the status
+    /// of the later change, which saw both orders.
+    async fn record_order(&self, ticket_id: &str, order_id: &str, status: OrderStatus) -> mongodb::error::Result<()> {
+        let update = doc! { "$addToSet": { TicketOrders::set(status): order_id }, "$inc": { "changes": 1_i64 } };
+        let record = || {
+            self.ticket_orders
+                .find_one_and_update(doc! { "_id": ticket_id }, update.clone())
+                .upsert(true)
+                .return_document(mongodb::options::ReturnDocument::After)
+        };
+        let orders = match record().await {
+            // Two upserts of a new document at once: one inserts it, the other conflicts
+            // on the id and, run again, updates it.
+            Err(err) if common::mongo::is_duplicate_key(&err) => record().await?,
+            other => other?,
+        };
+        // The development server answers a racing upsert with no document at times; the
+        // update is made, so a read finds it (with at least this change counted).
+        let orders = match orders {
+            Some(orders) => orders,
+            None => self.ticket_orders.find_one(doc! { "_id": ticket_id }).await?.ok_or_else(|| {
+                mongodb::error::Error::custom(Arc::new(format!("no ticket_orders for {ticket_id} after recording")))
+            })?,
+        };
+        self.write_status(&orders).await
+    }
+
+    /// Writes the status derived from `orders` to their ticket, unless the ticket holds
+    /// one derived from as many changes or more (or does not exist yet: its insert
+    /// derives it then).
+    async fn write_status(&self, orders: &TicketOrders) -> mongodb::error::Result<()> {
+        let (status, order_id) = orders.status();
+        let mut set = doc! { "status": status.as_str(), "statusChanges": orders.changes };
+        let update = match order_id {
+            Some(order_id) => {
+                set.insert("orderId", order_id);
+                doc! { "$set": set }
             }
-            Ok(outcome)
-        })
-        .await
+            None => doc! { "$set": set, "$unset": { "orderId": "" } },
+        };
+        self.tickets
+            .update_one(
+                doc! {
+                    "_id": &orders.ticket_id,
+                    // Missing in a ticket written before statuses were counted.
+                    "$or": [{ "statusChanges": { "$lt": orders.changes } }, { "statusChanges": { "$exists": false } }],
+                },
+                update,
+            )
+            .await
+            .map(drop)
     }
 
     /// `payment.created`: kept, and joined to its order on reads.
@@ -417,71 +523,39 @@ impl Store {
     }
 }
 
-/// Inserts `value` under `id` unless a document with that id exists; true when inserted.
-///
-/// An upsert that only sets fields on insert, not an insert that may fail: inside a
-/// transaction a duplicate-key error aborts the whole transaction (as in mongod), so a
-/// redelivered event would fail its transaction instead of being a no-op.
-async fn insert_absent<T: Serialize + Send + Sync>(
-    session: &mut ClientSession,
-    collection: &Collection<T>,
-    id: &str,
-    value: &T,
-) -> mongodb::error::Result<bool> {
-    let mut fields = bson::serialize_to_document(value)?;
-    fields.remove("_id");
-    let result = collection
-        .update_one(doc! { "_id": id }, doc! { "$setOnInsert": fields })
-        .upsert(true)
-        .session(&mut *session)
-        .await?;
-    Ok(result.upserted_id.is_some())
-}
-
-/// Recomputes a ticket's status from its orders, inside the caller's transaction.
-///
-/// Every refresh of a ticket first writes that ticket's lock document (which exists even
-/// before the ticket does, when an order overtakes its ticket). So two transactions that
-/// affect one ticket's status always write a common document: one of them conflicts and
-/// retries with the other's change visible, and the status never goes stale.
-async fn refresh_status(
-    session: &mut ClientSession,
-    locks: &Collection<Document>,
-    tickets: &Collection<TicketView>,
-    orders: &Collection<OrderView>,
-    ticket_id: &str,
-) -> mongodb::error::Result<()> {
-    locks
-        .update_one(
-            doc! { "_id": ticket_id },
-            doc! { "$inc": { "changes": 1 }, "$set": { "updatedAt": bson::DateTime::now() } },
-        )
-        .upsert(true)
-        .session(&mut *session)
-        .await?;
-    let holding: Vec<OrderView> = orders
-        .find(doc! { "ticketId": ticket_id, "status": { "$in": [OrderStatus::Created.as_str(), OrderStatus::Complete.as_str()] } })
-        .session(&mut *session)
-        .await?
-        .stream(&mut *session)
-        .try_collect()
-        .await?;
-    let sold = holding.iter().find(|o| o.status == OrderStatus::Complete);
-    let (status, order_id) = match (sold, holding.first()) {
-        (Some(order), _) => (TicketStatus::Sold, Some(order.id.clone())),
-        (None, Some(order)) => (TicketStatus::Reserved, Some(order.id.clone())),
-        (None, None) => (TicketStatus::Available, None),
-    };
-    let update = match order_id {
-        Some(order_id) => doc! { "$set": { "status": status.as_str(), "orderId": order_id } },
-        None => doc! { "$set": { "status": status.as_str() }, "$unset": { "orderId": "" } },
-    };
-    tickets.update_one(doc! { "_id": ticket_id }, update).session(&mut *session).await.map(drop)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn orders(created: &[&str], cancelled: &[&str], complete: &[&str]) -> TicketOrders {
+        let ids = |ids: &[&str]| ids.iter().map(|&id| id.to_owned()).collect();
+        TicketOrders {
+            ticket_id: "t".into(),
+            created: ids(created),
+            cancelled: ids(cancelled),
+            complete: ids(complete),
+            changes: 1,
+        }
+    }
+
+    #[test]
+    fn a_ticket_is_reserved_by_an_order_neither_cancelled_nor_complete_and_sold_by_a_complete_one() {
+        assert_eq!(orders(&[], &[], &[]).status(), (TicketStatus::Available, None));
+        assert_eq!(orders(&["a"], &[], &[]).status(), (TicketStatus::Reserved, Some("a")));
+        assert_eq!(orders(&["a"], &["a"], &[]).status(), (TicketStatus::Available, None));
+        // Resold after a cancellation: held by the second order.
+        assert_eq!(orders(&["a", "b"], &["a"], &[]).status(), (TicketStatus::Reserved, Some("b")));
+        assert_eq!(orders(&["a", "b"], &["a"], &["b"]).status(), (TicketStatus::Sold, Some("b")));
+    }
+
+    #[test]
+    fn the_status_does_not_depend_on_which_event_came_first() {
+        // A cancellation or a completion seen before its order's creation.
+        assert_eq!(orders(&[], &["a"], &[]).status(), (TicketStatus::Available, None));
+        assert_eq!(orders(&["a"], &["a"], &[]).status(), (TicketStatus::Available, None));
+        assert_eq!(orders(&[], &[], &["a"]).status(), (TicketStatus::Sold, Some("a")));
+        assert_eq!(orders(&["a"], &[], &["a"]).status(), (TicketStatus::Sold, Some("a")));
+    }
 
     #[test]
     fn title_words_are_lower_case_unique_and_split_on_punctuation() {

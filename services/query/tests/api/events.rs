@@ -1,4 +1,8 @@
-use common::testing::object_id_hex;
+use common::events::{OrderCreated, OrderStatus, OrderTicket, TicketCreated};
+use common::money::Price;
+use common::testing::{object_id_hex, test_database, unique_name};
+use futures::future::join_all;
+use query::store::{Store, TicketStatus};
 
 use crate::helpers::{History, spawn_app};
 
@@ -117,4 +121,50 @@ async fn an_update_seen_before_its_ticket_creates_it_and_the_late_creation_is_ig
     let after = app.ticket(&ticket).await.unwrap();
     assert_eq!((after["title"].as_str(), after["version"].as_i64()), (Some("renamed"), Some(1)));
     assert_eq!(after["price"].as_f64(), Some(9.99));
+}
+
+/// The store's event handling, called directly: every event of a ticket's sale at once,
+/// and the same events again, in an order that differs per ticket.
+#[tokio::test]
+async fn a_ticket_s_events_applied_all_at_once_and_twice_leave_the_status_they_add_up_to() {
+    let store = Store::new(&test_database(&unique_name("query_race")).await);
+    store.ensure_indexes().await.unwrap();
+    let price = Price::from_cents(100).unwrap();
+    for round in 0..6 {
+        let ticket = object_id_hex();
+        let orders: Vec<String> = (0..8).map(|_| object_id_hex()).collect();
+        let (last, cancelled) = orders.split_last().unwrap();
+        let created = |id: &String| OrderCreated {
+            id: id.clone(),
+            version: 0,
+            status: OrderStatus::Created,
+            user_id: object_id_hex(),
+            expires_at: "2030-01-01T00:00:00Z".into(),
+            ticket: OrderTicket { id: ticket.clone(), price },
+        };
+        let events = orders.iter().map(created).collect::<Vec<_>>();
+        let creation =
+            TicketCreated { id: ticket.clone(), version: 0, title: "race".into(), price, user_id: object_id_hex() };
+        let mut work: Vec<futures::future::BoxFuture<'_, ()>> = Vec::new();
+        for _ in 0..2 {
+            work.push(Box::pin(async { store.ticket_state((&creation).into()).await.map(drop).unwrap() }));
+            for event in &events {
+                work.push(Box::pin(async { store.order_created(event).await.unwrap() }));
+            }
+            for id in cancelled {
+                work.push(Box::pin(async {
+                    store.order_status(id, &ticket, 1, OrderStatus::Cancelled).await.map(drop).unwrap();
+                }));
+            }
+        }
+        work.rotate_left(round * 3);
+        join_all(work).await;
+
+        let view = store.ticket(&ticket).await.unwrap().expect("the ticket");
+        assert_eq!((view.status, view.order_id.as_deref()), (TicketStatus::Reserved, Some(last.as_str())));
+
+        store.order_status(last, &ticket, 1, OrderStatus::Complete).await.unwrap();
+        let view = store.ticket(&ticket).await.unwrap().expect("the ticket");
+        assert_eq!((view.status, view.order_id.as_deref()), (TicketStatus::Sold, Some(last.as_str())));
+    }
 }
