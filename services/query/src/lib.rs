@@ -158,6 +158,13 @@ pub async fn build(config: Config) -> anyhow::Result<Service> {
         reset_consumers(&backbone.bus, &listeners.durables()).await?;
     }
     store.ensure_indexes().await?;
+    let upgraded = store.upgrade().await?;
+    if upgraded > 0 {
+        tracing::warn!(
+            tickets = upgraded,
+            "read model from an earlier version: run `query rebuild` once no replica of it is left"
+        );
+    }
     let blog = BlogStore::new(&backbone.db);
     blog.ensure_indexes().await?;
     let live = feed::Feed::default();

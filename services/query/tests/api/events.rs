@@ -168,3 +168,34 @@ async fn a_ticket_s_events_applied_all_at_once_and_twice_leave_the_status_they_a
         assert_eq!((view.status, view.order_id.as_deref()), (TicketStatus::Sold, Some(last.as_str())));
     }
 }
+
+#[tokio::test]
+async fn a_ticket_written_by_the_earlier_read_model_takes_statuses_after_the_upgrade() {
+    let db = test_database(&unique_name("query_upgrade")).await;
+    let store = Store::new(&db);
+    let ticket = object_id_hex();
+    // As the earlier version wrote it: no `statusChanges`.
+    db.collection::<bson::Document>("tickets")
+        .insert_one(bson::doc! {
+            "_id": &ticket, "title": "old", "words": ["old"], "priceCents": 100_i64,
+            "userId": object_id_hex(), "version": 0_i64, "status": "available",
+        })
+        .await
+        .unwrap();
+
+    assert_eq!(store.upgrade().await.unwrap(), 1);
+    assert_eq!(store.upgrade().await.unwrap(), 0, "nothing left to upgrade");
+    let order = object_id_hex();
+    let event = OrderCreated {
+        id: order.clone(),
+        version: 0,
+        status: OrderStatus::Created,
+        user_id: object_id_hex(),
+        expires_at: "2030-01-01T00:00:00Z".into(),
+        ticket: OrderTicket { id: ticket.clone(), price: Price::from_cents(100).unwrap() },
+    };
+    store.order_created(&event).await.unwrap();
+
+    let view = store.ticket(&ticket).await.unwrap().expect("the ticket");
+    assert_eq!((view.status, view.order_id.as_deref()), (TicketStatus::Reserved, Some(order.as_str())));
+}
