@@ -1,16 +1,15 @@
 //! Collections that would otherwise grow forever are pruned after a retention period.
 //!
 //! Each rule names a collection and the date field that says when a document stopped
-//! mattering: the outbox's `sentAt` (a pending record has none and is never pruned),
-//! the tickets service's `order_marks` and query's `status_locks` by `updatedAt`. A
+//! mattering: the outbox's `sentAt` (a pending record has none and is never pruned) and
+//! the tickets service's `order_marks` by `updatedAt`. A
 //! background task deletes documents older than `PRUNE_AFTER_SECONDS` (7 days by default)
 //! every few minutes and counts what it deleted in `/metrics`.
 //!
 //! Why 7 days is safe for each: a sent outbox record is only kept to be republished if
 //! "mark sent" failed, which is retried within seconds; a mark only matters while the
 //! other event of the same order can still be delivered, which the listeners give up on
-//! within minutes (then it is dead-lettered); a status lock only serialises concurrent
-//! transactions, so deleting an idle one changes nothing.
+//! within minutes (then it is dead-lettered).
 
 use std::time::Duration;
 
