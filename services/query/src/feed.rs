@@ -18,7 +18,7 @@
 //! falls [`LAG_LIMIT`] changes behind is sent `reload` and dropped, so a client that
 //! stops reading costs a fixed amount of memory, never an unbounded queue.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,7 +40,8 @@ pub const LAG_LIMIT: usize = 1_024;
 pub const STREAM: &str = "TICKETFEED";
 pub const SUBJECT: &str = "feed.ticket";
 
-/// A ticket as the feed sends it (the listing's fields).
+/// A ticket's view as the replicas pass it on the `TICKETFEED` stream: what clients get
+/// ([`TicketChange::public`]), plus what the replicas need to filter and order changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TicketChange {
@@ -52,8 +53,45 @@ pub struct TicketChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
     /// Title words, for the `q` filter (not sent to clients).
-    #[serde(default, skip_serializing)]
+    #[serde(default)]
     pub words: Vec<String>,
+    /// The view's status stamp ([`crate::store::TicketOrders::stamp`]): with `version`,
+    /// what tells an earlier view from a later one (not sent to clients).
+    #[serde(default)]
+    pub status_stamp: i64,
+}
+
+/// A change as clients get it (the listing's fields).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublicChange<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub price: common::money::Price,
+    pub status: crate::store::TicketStatus,
+    pub version: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<&'a str>,
+}
+
+impl TicketChange {
+    pub fn public(&self) -> PublicChange<'_> {
+        PublicChange {
+            id: &self.id,
+            title: &self.title,
+            price: self.price,
+            status: self.status,
+            version: self.version,
+            order_id: self.order_id.as_deref(),
+        }
+    }
+
+    /// True when this view is not newer than `other` in anything: both are reads of one
+    /// ticket, whose version and status stamp only grow, so such a view is the same or
+    /// an earlier one.
+    fn not_newer_than(&self, other: &Self) -> bool {
+        self.version <= other.version && self.status_stamp <= other.status_stamp
+    }
 }
 
 impl TryFrom<TicketView> for TicketChange {
@@ -67,6 +105,7 @@ impl TryFrom<TicketView> for TicketChange {
             version: view.version,
             order_id: view.order_id,
             words: view.words,
+            status_stamp: view.status_stamp,
         })
     }
 }
@@ -118,6 +157,8 @@ impl FeedPublisher {
 #[derive(Debug, Default)]
 struct Ring {
     changes: VecDeque<Sequenced>,
+    /// The latest change of each ticket in `changes`.
+    latest: HashMap<String, Sequenced>,
 }
 
 /// What a new subscriber gets first.
@@ -168,9 +209,19 @@ impl Feed {
         if ring.changes.back().is_some_and(|last| last.seq >= change.seq) {
             return; // a redelivery after the consumer was declared again
         }
-        if ring.changes.len() == RING {
-            ring.changes.pop_front();
+        // Two handlers of one ticket's events each read its view and publish it, in either
+        // order: an earlier view published last is dropped, so clients end on the latest.
+        // Every replica reads the stream in the same order, so all drop the same ones.
+        if ring.latest.get(&change.change.id).is_some_and(|latest| change.change.not_newer_than(&latest.change)) {
+            return;
         }
+        if ring.changes.len() == RING
+            && let Some(oldest) = ring.changes.pop_front()
+            && ring.latest.get(&oldest.change.id).is_some_and(|latest| latest.seq == oldest.seq)
+        {
+            ring.latest.remove(&oldest.change.id);
+        }
+        ring.latest.insert(change.change.id.clone(), change.clone());
         ring.changes.push_back(change.clone());
         // Sent under the lock, so a subscriber's backlog and its live changes meet exactly.
         drop(self.sender.send(change));
@@ -312,8 +363,32 @@ mod tests {
                 version: 0,
                 order_id: None,
                 words: vec!["jazz".into(), "night".into()],
+                // Each a later view of its ticket.
+                status_stamp: i64::try_from(seq).unwrap(),
             }),
         }
+    }
+
+    #[test]
+    fn an_earlier_view_published_after_a_later_one_is_dropped() {
+        let feed = Feed::default();
+        let items = feed.items(FeedFilter::default(), None);
+        let later = change("t", 1);
+        let mut earlier = later.change.as_ref().clone();
+        earlier.status_stamp -= 1;
+        earlier.status = crate::store::TicketStatus::Reserved;
+        let mut renamed = later.change.as_ref().clone();
+        renamed.version += 1;
+
+        feed.push(later);
+        feed.push(Sequenced { seq: 2, change: Arc::new(earlier) });
+        feed.push(change("other", 3));
+        feed.push(Sequenced { seq: 4, change: Arc::new(renamed) });
+
+        let ring = feed.ring.lock().unwrap();
+        assert_eq!(ring.changes.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![1, 3, 4]);
+        drop(ring);
+        drop(items);
     }
 
     #[test]

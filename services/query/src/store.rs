@@ -34,7 +34,10 @@ use serde::{Deserialize, Serialize};
 
 /// The collections of the read model (what a rebuild drops), the blog's included
 /// ([`crate::blog`]).
-pub const COLLECTIONS: [&str; 6] = ["tickets", "orders", "payments", "ticket_orders", "posts", "comments"];
+///
+/// `ticket_orders` first: a replica still running while a rebuild drops them must not
+/// find a ticket dropped and re-inserted next to the orders it had before the drop.
+pub const COLLECTIONS: [&str; 6] = ["ticket_orders", "tickets", "orders", "payments", "posts", "comments"];
 
 /// A ticket's sale status in the read model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -80,10 +83,10 @@ pub struct TicketView {
     /// The order holding the ticket while reserved or sold.
     #[serde(rename = "orderId", default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
-    /// The [`TicketOrders::changes`] the status was derived from; a status derived from
-    /// fewer changes never overwrites it.
-    #[serde(rename = "statusChanges", default)]
-    pub status_changes: i64,
+    /// The [`TicketOrders::stamp`] the status was derived from; a status derived from
+    /// an earlier state of the ticket's orders never overwrites it.
+    #[serde(rename = "statusStamp", default)]
+    pub status_stamp: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,7 +136,7 @@ impl TicketView {
             version,
             status: TicketStatus::Available,
             order_id: None,
-            status_changes: 0,
+            status_stamp: 0,
         }
     }
 }
@@ -192,6 +195,10 @@ pub struct TicketOrders {
     /// from it.
     #[serde(default)]
     pub changes: i64,
+    /// When the document was created (Unix milliseconds): orders the statuses derived
+    /// from it against those derived from a document a rebuild has since dropped.
+    #[serde(default)]
+    pub since: i64,
 }
 
 impl TicketOrders {
@@ -205,6 +212,24 @@ impl TicketOrders {
             Some(order) => (TicketStatus::Reserved, Some(order)),
             None => (TicketStatus::Available, None),
         }
+    }
+
+    /// The order of the statuses derived from this document: later changes stamp higher,
+    /// and so does any change of a document created after this one (a rebuild's), since
+    /// a document sees fewer than a million changes and is created milliseconds or more
+    /// after the one it replaces.
+    pub fn stamp(&self) -> i64 {
+        self.since.saturating_mul(1_000_000).saturating_add(self.changes)
+    }
+
+    /// Whether the order is in the set its status puts it in.
+    pub fn contains(&self, order_id: &str, status: OrderStatus) -> bool {
+        let set = match status {
+            OrderStatus::Created | OrderStatus::AwaitingPayment => &self.created,
+            OrderStatus::Cancelled => &self.cancelled,
+            OrderStatus::Complete => &self.complete,
+        };
+        set.iter().any(|id| id == order_id)
     }
 
     /// The set an order with this status belongs to.
@@ -285,13 +310,13 @@ impl Store {
         Ok(())
     }
 
-    /// Counts the statuses of tickets written before statuses were counted from zero, so
+    /// Stamps the statuses of tickets written before statuses were stamped with zero, so
     /// the next order event of each can write its status (one scan at start; nothing
     /// matches after the first). See DECISIONS.md, "Upgrading".
     pub async fn upgrade(&self) -> mongodb::error::Result<u64> {
         let result = self
             .tickets
-            .update_many(doc! { "statusChanges": { "$exists": false } }, doc! { "$set": { "statusChanges": 0_i64 } })
+            .update_many(doc! { "statusStamp": { "$exists": false } }, doc! { "$set": { "statusStamp": 0_i64 } })
             .await?;
         Ok(result.modified_count)
     }
@@ -403,6 +428,11 @@ impl Store {
                 };
                 match apply_to_replica(&self.tickets, None, ticket.id.as_str(), ticket.version, set).await? {
                     ReplicaOutcome::Missing => {}
+                    ReplicaOutcome::Stale => {
+                        // As above, for an update that inserted the ticket.
+                        self.refresh_status(&ticket.id).await?;
+                        return Ok(ReplicaOutcome::Stale);
+                    }
                     outcome => return Ok(outcome),
                 }
             }
@@ -410,6 +440,9 @@ impl Store {
                 return Ok(ReplicaOutcome::Applied);
             }
             if ticket.version == 0 {
+                // Maybe the redelivery of the event that inserted the ticket and failed
+                // before its status was written: write it now.
+                self.refresh_status(&ticket.id).await?;
                 return Ok(ReplicaOutcome::Stale);
             }
         }
@@ -423,15 +456,28 @@ impl Store {
     ///
     /// Read after the insert: an order event that finds no ticket to write its status to
     /// has recorded its order before this read, so the read sees it; one that records
-    /// after the read finds the ticket and writes the status itself.
+    /// after the read finds the ticket and writes the status itself. If this fails
+    /// between the insert and the status, the redelivered event finds the ticket there,
+    /// is stale, and writes the status then ([`Store::ticket_state`]).
     async fn insert_ticket(&self, ticket: &TicketView) -> mongodb::error::Result<bool> {
         if !common::mongo::insert_once(&self.tickets, ticket).await? {
             return Ok(false);
         }
-        if let Some(orders) = self.ticket_orders.find_one(doc! { "_id": &ticket.id }).await? {
-            self.write_status(&orders).await?;
-        }
+        self.refresh_status(&ticket.id).await?;
         Ok(true)
+    }
+
+    /// The orders known for a ticket.
+    pub async fn ticket_orders(&self, ticket_id: &str) -> mongodb::error::Result<Option<TicketOrders>> {
+        self.ticket_orders.find_one(doc! { "_id": ticket_id }).await
+    }
+
+    /// Writes the status the ticket's known orders give, if it has any.
+    async fn refresh_status(&self, ticket_id: &str) -> mongodb::error::Result<()> {
+        match self.ticket_orders(ticket_id).await? {
+            Some(orders) => self.write_status(&orders).await,
+            None => Ok(()),
+        }
     }
 
     /// `order.created`: the order, and its ticket's status.
@@ -476,7 +522,11 @@ impl Store {
     /// ticket race, whichever status write comes last, the ticket ends with the status
     /// of the later change, which saw both orders.
     async fn record_order(&self, ticket_id: &str, order_id: &str, status: OrderStatus) -> mongodb::error::Result<()> {
-        let update = doc! { "$addToSet": { TicketOrders::set(status): order_id }, "$inc": { "changes": 1_i64 } };
+        let update = doc! {
+            "$addToSet": { TicketOrders::set(status): order_id },
+            "$inc": { "changes": 1_i64 },
+            "$setOnInsert": { "since": bson::DateTime::now().timestamp_millis() },
+        };
         let record = || {
             self.ticket_orders
                 .find_one_and_update(doc! { "_id": ticket_id }, update.clone())
@@ -489,23 +539,31 @@ impl Store {
             Err(err) if common::mongo::is_duplicate_key(&err) => record().await?,
             other => other?,
         };
-        // The development server answers a racing upsert with no document at times; the
-        // update is made, so a read finds it (with at least this change counted).
+        // The development server answers a racing upsert with no document at times, having
+        // made the update: a read finds it (with at least this change counted). Unless the
+        // order is not there, then the event fails and is delivered again.
         let orders = match orders {
             Some(orders) => orders,
-            None => self.ticket_orders.find_one(doc! { "_id": ticket_id }).await?.ok_or_else(|| {
-                mongodb::error::Error::custom(Arc::new(format!("no ticket_orders for {ticket_id} after recording")))
-            })?,
+            None => {
+                self.ticket_orders(ticket_id).await?.filter(|orders| orders.contains(order_id, status)).ok_or_else(
+                    || {
+                        mongodb::error::Error::custom(Arc::new(format!(
+                            "order {order_id} not recorded for ticket {ticket_id}"
+                        )))
+                    },
+                )?
+            }
         };
         self.write_status(&orders).await
     }
 
     /// Writes the status derived from `orders` to their ticket, unless the ticket holds
-    /// one derived from as many changes or more (or does not exist yet: its insert
-    /// derives it then).
-    async fn write_status(&self, orders: &TicketOrders) -> mongodb::error::Result<()> {
+    /// one with the same [`TicketOrders::stamp`] or a later one (or does not exist yet:
+    /// its insert derives it then).
+    pub async fn write_status(&self, orders: &TicketOrders) -> mongodb::error::Result<()> {
         let (status, order_id) = orders.status();
-        let mut set = doc! { "status": status.as_str(), "statusChanges": orders.changes };
+        let stamp = orders.stamp();
+        let mut set = doc! { "status": status.as_str(), "statusStamp": stamp };
         let update = match order_id {
             Some(order_id) => {
                 set.insert("orderId", order_id);
@@ -516,7 +574,7 @@ impl Store {
         self.tickets
             // A plain comparison beside the id: the development server answers an `$or`
             // here by scanning the whole collection (134 ms an update at 20,000 tickets).
-            .update_one(doc! { "_id": &orders.ticket_id, "statusChanges": { "$lt": orders.changes } }, update)
+            .update_one(doc! { "_id": &orders.ticket_id, "statusStamp": { "$lt": stamp } }, update)
             .await
             .map(drop)
     }
@@ -541,6 +599,7 @@ mod tests {
             cancelled: ids(cancelled),
             complete: ids(complete),
             changes: 1,
+            since: 0,
         }
     }
 
@@ -561,6 +620,16 @@ mod tests {
         assert_eq!(orders(&["a"], &["a"], &[]).status(), (TicketStatus::Available, None));
         assert_eq!(orders(&[], &[], &["a"]).status(), (TicketStatus::Sold, Some("a")));
         assert_eq!(orders(&["a"], &[], &["a"]).status(), (TicketStatus::Sold, Some("a")));
+    }
+
+    #[test]
+    fn a_later_change_or_a_later_document_stamps_higher() {
+        let earlier = TicketOrders { since: 1_700_000_000_000, changes: 999, ..orders(&["a"], &[], &[]) };
+        let later_change = TicketOrders { changes: 1_000, ..earlier.clone() };
+        // A rebuild's document, a millisecond later, after its first change.
+        let rebuilt = TicketOrders { since: earlier.since + 1, changes: 1, ..earlier.clone() };
+        assert!(later_change.stamp() > earlier.stamp());
+        assert!(rebuilt.stamp() > later_change.stamp());
     }
 
     #[test]

@@ -2,7 +2,7 @@ use common::events::{OrderCreated, OrderStatus, OrderTicket, TicketCreated};
 use common::money::Price;
 use common::testing::{object_id_hex, test_database, unique_name};
 use futures::future::join_all;
-use query::store::{Store, TicketStatus};
+use query::store::{Store, TicketStatus, TicketView};
 
 use crate::helpers::{History, spawn_app};
 
@@ -174,7 +174,7 @@ async fn a_ticket_written_by_the_earlier_read_model_takes_statuses_after_the_upg
     let db = test_database(&unique_name("query_upgrade")).await;
     let store = Store::new(&db);
     let ticket = object_id_hex();
-    // As the earlier version wrote it: no `statusChanges`.
+    // As the earlier version wrote it: no `statusStamp`.
     db.collection::<bson::Document>("tickets")
         .insert_one(bson::doc! {
             "_id": &ticket, "title": "old", "words": ["old"], "priceCents": 100_i64,
@@ -198,4 +198,73 @@ async fn a_ticket_written_by_the_earlier_read_model_takes_statuses_after_the_upg
 
     let view = store.ticket(&ticket).await.unwrap().expect("the ticket");
     assert_eq!((view.status, view.order_id.as_deref()), (TicketStatus::Reserved, Some(order.as_str())));
+}
+
+fn order_of(ticket: &str) -> OrderCreated {
+    OrderCreated {
+        id: object_id_hex(),
+        version: 0,
+        status: OrderStatus::Created,
+        user_id: object_id_hex(),
+        expires_at: "2030-01-01T00:00:00Z".into(),
+        ticket: OrderTicket { id: ticket.into(), price: Price::from_cents(100).unwrap() },
+    }
+}
+
+fn creation_of(ticket: &str) -> TicketCreated {
+    let price = Price::from_cents(100).unwrap();
+    TicketCreated { id: ticket.into(), version: 0, title: "seat".into(), price, user_id: object_id_hex() }
+}
+
+#[tokio::test]
+async fn a_ticket_inserted_without_its_status_gets_it_when_its_creation_is_delivered_again() {
+    let db = test_database(&unique_name("query_half")).await;
+    let store = Store::new(&db);
+    let ticket = object_id_hex();
+    let order = order_of(&ticket);
+    store.order_created(&order).await.unwrap();
+    // The first delivery of the creation inserted the ticket, then failed before its
+    // status was written.
+    let creation = creation_of(&ticket);
+    db.collection::<TicketView>("tickets").insert_one(TicketView::from(&creation)).await.unwrap();
+    assert_eq!(store.ticket(&ticket).await.unwrap().unwrap().status, TicketStatus::Available);
+
+    let outcome = store.ticket_state((&creation).into()).await.unwrap();
+
+    assert_eq!(outcome, common::events::versioning::ReplicaOutcome::Stale);
+    let view = store.ticket(&ticket).await.unwrap().unwrap();
+    assert_eq!((view.status, view.order_id.as_deref()), (TicketStatus::Reserved, Some(order.id.as_str())));
+}
+
+#[tokio::test]
+async fn a_status_derived_from_earlier_orders_never_overwrites_a_later_one() {
+    let store = Store::new(&test_database(&unique_name("query_stamp")).await);
+    store.ensure_indexes().await.unwrap();
+    let ticket = object_id_hex();
+    store.ticket_state((&creation_of(&ticket)).into()).await.unwrap();
+    let first = order_of(&ticket);
+    store.order_created(&first).await.unwrap();
+    let reserved = store.ticket_orders(&ticket).await.unwrap().unwrap();
+
+    // Within one document: a handler's late write of an earlier state.
+    store.order_status(&first.id, &ticket, 1, OrderStatus::Cancelled).await.unwrap();
+    store.write_status(&reserved).await.unwrap();
+    assert_eq!(store.ticket(&ticket).await.unwrap().unwrap().status, TicketStatus::Available);
+
+    // Across a rebuild: a handler that recorded before the drop (its document counted
+    // many redeliveries) writes after the replay has inserted the ticket again.
+    for _ in 0..20 {
+        store.order_created(&first).await.unwrap();
+    }
+    let before_drop = store.ticket_orders(&ticket).await.unwrap().unwrap();
+    assert!(before_drop.changes > 20);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    store.drop_all().await.unwrap();
+    store.ticket_state((&creation_of(&ticket)).into()).await.unwrap();
+    let replayed = order_of(&ticket);
+    store.order_created(&replayed).await.unwrap();
+    store.write_status(&before_drop).await.unwrap();
+
+    let view = store.ticket(&ticket).await.unwrap().unwrap();
+    assert_eq!((view.status, view.order_id.as_deref()), (TicketStatus::Reserved, Some(replayed.id.as_str())));
 }

@@ -50,8 +50,11 @@ impl Subscriber {
     /// The next event (comments and heartbeats skipped).
     async fn next(&mut self) -> SseEvent {
         let (mut id, mut event, mut data) = (None, String::from("message"), String::new());
+        // One deadline for the event: heartbeats do not extend it.
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let line = tokio::time::timeout(WAIT, self.lines.next()).await.expect("an event in time").expect("open");
+            let line =
+                tokio::time::timeout_at(deadline, self.lines.next()).await.expect("an event in time").expect("open");
             if line.is_empty() {
                 if !data.is_empty() {
                     return SseEvent { id, event, data: serde_json::from_str(&data).unwrap_or(Value::String(data)) };
@@ -144,6 +147,22 @@ async fn a_reconnection_with_last_event_id_resumes_without_loss() {
 
     let mut ancient = Subscriber::open(&app.http.base, "", Some("999999999")).await;
     assert_eq!(ancient.next().await.event, "reload", "an id this feed never had: reload");
+}
+
+#[tokio::test]
+async fn a_search_s_subscribers_get_the_tickets_whose_titles_match_and_no_internal_fields() {
+    let app = spawn(test_config(fresh_mongo("query"), fresh_nats())).await;
+    let history = History { bus: &app.bus };
+    let mut subscriber = Subscriber::open(&app.http.base, "q=JAZZ", None).await;
+
+    history.ticket("Opera gala", 500).await;
+    let jazz = history.ticket("Late-night Jazz", 500).await;
+
+    let event = subscriber.next().await;
+    assert_eq!((event.event.as_str(), event.data["id"].as_str()), ("ticket", Some(jazz.as_str())));
+    assert_eq!(event.data["title"], "Late-night Jazz");
+    let fields: Vec<&str> = event.data.as_object().unwrap().keys().map(String::as_str).collect();
+    assert!(fields.iter().all(|f| ["id", "title", "price", "status", "version", "orderId"].contains(f)), "{fields:?}");
 }
 
 #[tokio::test]
