@@ -257,8 +257,14 @@ fn flash_sale(results: &Value, path: &Path) -> anyhow::Result<bool> {
                 chart
                     .draw_series(std::iter::once(PathElement::new(vec![(at, 0.0), (at, max)], BLACK.mix(0.5))))
                     .map_err(fail)?;
+                // At the foot of the line: the legend sits at the top right, where the last
+                // mark ("all paid") falls.
                 chart
-                    .draw_series(std::iter::once(Text::new(label, (at, max * 0.95), ("sans-serif", 13))))
+                    .draw_series(std::iter::once(Text::new(
+                        format!(" {label}"),
+                        (at, max * 0.1),
+                        ("sans-serif", 13).into_font().color(&BLACK.mix(0.8)),
+                    )))
                     .map_err(fail)?;
             }
         }
