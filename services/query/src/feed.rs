@@ -40,8 +40,7 @@ pub const LAG_LIMIT: usize = 1_024;
 pub const STREAM: &str = "TICKETFEED";
 pub const SUBJECT: &str = "feed.ticket";
 
-/// A ticket's view as the replicas pass it on the `TICKETFEED` stream: what clients get
-/// ([`TicketChange::public`]), plus what the replicas need to filter and order changes.
+/// A ticket as clients get it (the listing's fields).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TicketChange {
@@ -52,58 +51,45 @@ pub struct TicketChange {
     pub version: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
-    /// Title words, for the `q` filter (not sent to clients).
+}
+
+/// A change as the replicas pass it on the `TICKETFEED` stream: the ticket as clients get
+/// it, plus what the replicas need to filter and order changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FeedChange {
+    #[serde(flatten)]
+    pub ticket: TicketChange,
+    /// Title words, for the `q` filter.
     #[serde(default)]
     pub words: Vec<String>,
-    /// The view's status stamp ([`crate::store::TicketOrders::stamp`]): with `version`,
-    /// what tells an earlier view from a later one (not sent to clients).
+    /// The view's status stamp ([`crate::store::TicketOrders::stamp`]): with the
+    /// version, what tells an earlier view from a later one.
     #[serde(default)]
     pub status_stamp: i64,
 }
 
-/// A change as clients get it (the listing's fields).
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PublicChange<'a> {
-    pub id: &'a str,
-    pub title: &'a str,
-    pub price: common::money::Price,
-    pub status: crate::store::TicketStatus,
-    pub version: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub order_id: Option<&'a str>,
-}
-
-impl TicketChange {
-    pub fn public(&self) -> PublicChange<'_> {
-        PublicChange {
-            id: &self.id,
-            title: &self.title,
-            price: self.price,
-            status: self.status,
-            version: self.version,
-            order_id: self.order_id.as_deref(),
-        }
-    }
-
+impl FeedChange {
     /// True when this view is not newer than `other` in anything: both are reads of one
     /// ticket, whose version and status stamp only grow, so such a view is the same or
     /// an earlier one.
     fn not_newer_than(&self, other: &Self) -> bool {
-        self.version <= other.version && self.status_stamp <= other.status_stamp
+        self.ticket.version <= other.ticket.version && self.status_stamp <= other.status_stamp
     }
 }
 
-impl TryFrom<TicketView> for TicketChange {
+impl TryFrom<TicketView> for FeedChange {
     type Error = common::money::PriceError;
     fn try_from(view: TicketView) -> Result<Self, Self::Error> {
         Ok(Self {
-            price: view.price,
-            id: view.id,
-            title: view.title,
-            status: view.status,
-            version: view.version,
-            order_id: view.order_id,
+            ticket: TicketChange {
+                price: view.price,
+                id: view.id,
+                title: view.title,
+                status: view.status,
+                version: view.version,
+                order_id: view.order_id,
+            },
             words: view.words,
             status_stamp: view.status_stamp,
         })
@@ -114,7 +100,7 @@ impl TryFrom<TicketView> for TicketChange {
 #[derive(Debug, Clone)]
 pub struct Sequenced {
     pub seq: u64,
-    pub change: Arc<TicketChange>,
+    pub change: Arc<FeedChange>,
 }
 
 fn stream_config(bus: &EventBus) -> stream::Config {
@@ -146,7 +132,7 @@ impl FeedPublisher {
     /// the ticket yet: its creation will publish it).
     pub async fn changed(&self, ticket_id: &str) -> anyhow::Result<()> {
         let Some(view) = self.store.ticket(ticket_id).await? else { return Ok(()) };
-        let change = TicketChange::try_from(view)?;
+        let change = FeedChange::try_from(view)?;
         let payload = serde_json::to_vec(&change)?;
         let subject = self.bus.namespace().subject(SUBJECT);
         self.bus.jetstream().publish(subject, payload.into()).await?.await?;
@@ -212,16 +198,17 @@ impl Feed {
         // Two handlers of one ticket's events each read its view and publish it, in either
         // order: an earlier view published last is dropped, so clients end on the latest.
         // Every replica reads the stream in the same order, so all drop the same ones.
-        if ring.latest.get(&change.change.id).is_some_and(|latest| change.change.not_newer_than(&latest.change)) {
+        let ticket = &change.change.ticket.id;
+        if ring.latest.get(ticket).is_some_and(|latest| change.change.not_newer_than(&latest.change)) {
             return;
         }
         if ring.changes.len() == RING
             && let Some(oldest) = ring.changes.pop_front()
-            && ring.latest.get(&oldest.change.id).is_some_and(|latest| latest.seq == oldest.seq)
+            && ring.latest.get(&oldest.change.ticket.id).is_some_and(|latest| latest.seq == oldest.seq)
         {
-            ring.latest.remove(&oldest.change.id);
+            ring.latest.remove(&oldest.change.ticket.id);
         }
-        ring.latest.insert(change.change.id.clone(), change.clone());
+        ring.latest.insert(ticket.clone(), change.clone());
         ring.changes.push_back(change.clone());
         // Sent under the lock, so a subscriber's backlog and its live changes meet exactly.
         drop(self.sender.send(change));
@@ -269,7 +256,7 @@ impl Feed {
                 message = messages.next() => {
                     let message = message.ok_or_else(|| anyhow::anyhow!("the feed consumer ended"))??;
                     let seq = message.info().map_err(|e| anyhow::anyhow!("{e}"))?.stream_sequence;
-                    match serde_json::from_slice::<TicketChange>(&message.payload) {
+                    match serde_json::from_slice::<FeedChange>(&message.payload) {
                         Ok(change) => self.push(Sequenced { seq, change: Arc::new(change) }),
                         Err(err) => tracing::warn!(seq, error = %err, "skipped an undecodable feed message"),
                     }
@@ -339,11 +326,11 @@ impl FeedFilter {
     /// A change is sent when it is about one of the ids asked for (whatever its status:
     /// the page must learn that a ticket it shows was reserved), or, without ids, when the
     /// ticket now matches the status and words asked for.
-    pub fn matches(&self, change: &TicketChange) -> bool {
+    pub fn matches(&self, change: &FeedChange) -> bool {
         if let Some(ids) = &self.ids {
-            return ids.contains(&change.id);
+            return ids.contains(&change.ticket.id);
         }
-        self.status.is_none_or(|status| status == change.status)
+        self.status.is_none_or(|status| status == change.ticket.status)
             && self.words.iter().all(|word| change.words.contains(word))
     }
 }
@@ -355,13 +342,15 @@ mod tests {
     fn change(id: &str, seq: u64) -> Sequenced {
         Sequenced {
             seq,
-            change: Arc::new(TicketChange {
-                id: id.into(),
-                title: "Jazz night".into(),
-                price: common::money::Price::from_cents(100).unwrap(),
-                status: crate::store::TicketStatus::Available,
-                version: 0,
-                order_id: None,
+            change: Arc::new(FeedChange {
+                ticket: TicketChange {
+                    id: id.into(),
+                    title: "Jazz night".into(),
+                    price: common::money::Price::from_cents(100).unwrap(),
+                    status: crate::store::TicketStatus::Available,
+                    version: 0,
+                    order_id: None,
+                },
                 words: vec!["jazz".into(), "night".into()],
                 // Each a later view of its ticket.
                 status_stamp: i64::try_from(seq).unwrap(),
@@ -372,13 +361,12 @@ mod tests {
     #[test]
     fn an_earlier_view_published_after_a_later_one_is_dropped() {
         let feed = Feed::default();
-        let items = feed.items(FeedFilter::default(), None);
         let later = change("t", 1);
         let mut earlier = later.change.as_ref().clone();
         earlier.status_stamp -= 1;
-        earlier.status = crate::store::TicketStatus::Reserved;
+        earlier.ticket.status = crate::store::TicketStatus::Reserved;
         let mut renamed = later.change.as_ref().clone();
-        renamed.version += 1;
+        renamed.ticket.version += 1;
 
         feed.push(later);
         feed.push(Sequenced { seq: 2, change: Arc::new(earlier) });
@@ -387,8 +375,6 @@ mod tests {
 
         let ring = feed.ring.lock().unwrap();
         assert_eq!(ring.changes.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![1, 3, 4]);
-        drop(ring);
-        drop(items);
     }
 
     #[test]
@@ -439,7 +425,7 @@ mod tests {
     #[test]
     fn filters_follow_ids_whatever_the_status_or_else_status_and_words() {
         let mut reserved = change("a", 1).change.as_ref().clone();
-        reserved.status = crate::store::TicketStatus::Reserved;
+        reserved.ticket.status = crate::store::TicketStatus::Reserved;
         let by_ids = FeedFilter {
             ids: Some(vec!["a".into()]),
             status: Some(crate::store::TicketStatus::Available),

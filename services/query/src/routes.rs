@@ -144,7 +144,7 @@ async fn ticket_events(
     let stream = state.feed.items(filter, last_seen).filter_map(|item| async move {
         match item {
             Item::Change(change) => {
-                Event::default().event("ticket").id(change.seq.to_string()).json_data(change.change.public()).ok()
+                Event::default().event("ticket").id(change.seq.to_string()).json_data(&change.change.ticket).ok()
             }
             Item::Reload => Some(Event::default().event("reload").data("reload")),
         }

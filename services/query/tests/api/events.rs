@@ -129,31 +129,21 @@ async fn an_update_seen_before_its_ticket_creates_it_and_the_late_creation_is_ig
 async fn a_ticket_s_events_applied_all_at_once_and_twice_leave_the_status_they_add_up_to() {
     let store = Store::new(&test_database(&unique_name("query_race")).await);
     store.ensure_indexes().await.unwrap();
-    let price = Price::from_cents(100).unwrap();
     for round in 0..6 {
         let ticket = object_id_hex();
-        let orders: Vec<String> = (0..8).map(|_| object_id_hex()).collect();
-        let (last, cancelled) = orders.split_last().unwrap();
-        let created = |id: &String| OrderCreated {
-            id: id.clone(),
-            version: 0,
-            status: OrderStatus::Created,
-            user_id: object_id_hex(),
-            expires_at: "2030-01-01T00:00:00Z".into(),
-            ticket: OrderTicket { id: ticket.clone(), price },
-        };
-        let events = orders.iter().map(created).collect::<Vec<_>>();
-        let creation =
-            TicketCreated { id: ticket.clone(), version: 0, title: "race".into(), price, user_id: object_id_hex() };
+        let events: Vec<OrderCreated> = (0..8).map(|_| order_of(&ticket)).collect();
+        let (last, cancelled) = events.split_last().unwrap();
+        let last = &last.id;
+        let creation = creation_of(&ticket);
         let mut work: Vec<futures::future::BoxFuture<'_, ()>> = Vec::new();
         for _ in 0..2 {
             work.push(Box::pin(async { store.ticket_state((&creation).into()).await.map(drop).unwrap() }));
             for event in &events {
                 work.push(Box::pin(async { store.order_created(event).await.unwrap() }));
             }
-            for id in cancelled {
+            for event in cancelled {
                 work.push(Box::pin(async {
-                    store.order_status(id, &ticket, 1, OrderStatus::Cancelled).await.map(drop).unwrap();
+                    store.order_status(&event.id, &ticket, 1, OrderStatus::Cancelled).await.map(drop).unwrap();
                 }));
             }
         }
@@ -185,19 +175,11 @@ async fn a_ticket_written_by_the_earlier_read_model_takes_statuses_after_the_upg
 
     assert_eq!(store.upgrade().await.unwrap(), 1);
     assert_eq!(store.upgrade().await.unwrap(), 0, "nothing left to upgrade");
-    let order = object_id_hex();
-    let event = OrderCreated {
-        id: order.clone(),
-        version: 0,
-        status: OrderStatus::Created,
-        user_id: object_id_hex(),
-        expires_at: "2030-01-01T00:00:00Z".into(),
-        ticket: OrderTicket { id: ticket.clone(), price: Price::from_cents(100).unwrap() },
-    };
-    store.order_created(&event).await.unwrap();
+    let order = order_of(&ticket);
+    store.order_created(&order).await.unwrap();
 
     let view = store.ticket(&ticket).await.unwrap().expect("the ticket");
-    assert_eq!((view.status, view.order_id.as_deref()), (TicketStatus::Reserved, Some(order.as_str())));
+    assert_eq!((view.status, view.order_id.as_deref()), (TicketStatus::Reserved, Some(order.id.as_str())));
 }
 
 fn order_of(ticket: &str) -> OrderCreated {
